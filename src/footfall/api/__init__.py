@@ -1,0 +1,1 @@
+"""HTTP APIs beyond ingest: authentication, and later stats, sites and goals."""

@@ -1,0 +1,70 @@
+"""API tokens: scopes, secrets (shown once, stored as a hash) and request authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+
+from footfall.meta import Token
+
+SCOPE_MANAGE_DATA = "site.manage_data"
+SCOPE_STATS_READ = "stats.read"
+SCOPE_SITES_MANAGE = "sites.manage"
+SCOPES: tuple[str, ...] = (SCOPE_MANAGE_DATA, SCOPE_STATS_READ, SCOPE_SITES_MANAGE)
+
+SECRET_PREFIX = "ff_"
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_token_id() -> str:
+    return "tok_" + secrets.token_hex(6)
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 256 random bits, so a plain SHA-256 is enough; a slow password hash would
+    # only cost time on every request.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def bearer_secret(authorization: str | None, api_key: str | None) -> str | None:
+    """The secret from `Authorization: Bearer …`, else from `X-Api-Key`."""
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    if api_key and api_key.strip():
+        return api_key.strip()
+    return None
+
+
+def allows_site(token: Token, site_id: int) -> bool:
+    return token.site_ids is None or site_id in token.site_ids
+
+
+class TokenRegistry:
+    """Tokens by secret hash, swapped whole when tokens change, so lookups take no lock."""
+
+    def __init__(self, tokens: list[Token] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._by_hash: dict[str, Token] = {}
+        self.replace(tokens or [])
+
+    def replace(self, tokens: list[Token]) -> None:
+        by_hash = {t.secret_hash: t for t in tokens}
+        with self._lock:
+            self._by_hash = by_hash
+
+    def authenticate(self, secret: str | None) -> Token | None:
+        if not secret:
+            return None
+        digest = hash_secret(secret)
+        token = self._by_hash.get(digest)
+        # The dict lookup already matched; compare again in constant time for good measure.
+        if token is None or not hmac.compare_digest(token.secret_hash, digest):
+            return None
+        return token

@@ -1,0 +1,156 @@
+"""The HTTP application: Litestar routes over one `Runtime`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from footfall import __version__, control
+from footfall.ingest import server_api
+from footfall.ingest.http import IngestError, check_declared_length, client_ip
+from footfall.openapi import patch_openapi
+from footfall.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SALT_ROTATION_SECONDS = 60.0
+
+
+def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(content=body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(exc: IngestError) -> Response[bytes]:
+    return _json(exc.status, exc.body(), exc.headers)
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The request body, refusing with 413 as soon as it passes `limit` bytes."""
+    check_declared_length(request.headers, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise IngestError(413, f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def rate_limit(rt: Runtime, request: Request[Any, Any, Any]) -> None:
+    peer = request.client.host if request.client else None
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), rt.settings.trusted_networks)
+    wait = rt.limiter.take(ip)
+    if wait > 0:
+        raise IngestError(
+            429, "rate limit exceeded; slow down", headers={"Retry-After": str(math.ceil(wait))}
+        )
+
+
+def create_app(rt: Runtime) -> Litestar:
+    async def ingest(
+        request: Request[Any, Any, Any], limit: int, work: Callable[[bytes], Awaitable[bytes]]
+    ) -> Response[bytes]:
+        try:
+            rate_limit(rt, request)
+            body = await read_body(request, limit)
+            return _json(202, await work(body))
+        except IngestError as exc:
+            return _error(exc)
+
+    @post("/api/ingest/server/pageview", status_code=202, operation_id="ingestServerPageview")
+    async def server_pageview(request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(body: bytes) -> bytes:
+            await server_api.ingest_one(rt, "pageview", request.headers, body)
+            return b""
+
+        return await ingest(request, server_api.MAX_BODY, work)
+
+    @post("/api/ingest/server/event", status_code=202, operation_id="ingestServerEvent")
+    async def server_event(request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(body: bytes) -> bytes:
+            await server_api.ingest_one(rt, "event", request.headers, body)
+            return b""
+
+        return await ingest(request, server_api.MAX_BODY, work)
+
+    @post("/api/ingest/server/batch", status_code=202, operation_id="ingestServerBatch")
+    async def server_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
+        async def work(body: bytes) -> bytes:
+            return await server_api.ingest_batch(rt, request.headers, body)
+
+        return await ingest(request, server_api.MAX_BATCH_BODY, work)
+
+    @get("/healthz", operation_id="health")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "uptime_seconds": round(time.time() - rt.started_at, 1)}
+
+    @get("/readyz", operation_id="ready")
+    async def readyz() -> Response[bytes]:
+        try:
+            report = await asyncio.to_thread(rt.readiness)
+            ready = report["writer"]["last_error"] is None
+        except Exception as exc:  # the store is not answering: not ready, and say why
+            report, ready = {"error": f"{type(exc).__name__}: {exc}"}, False
+        report["status"] = "ready" if ready else "not ready"
+        return _json(200 if ready else 503, msgspec.json.encode(report))
+
+    app: Litestar
+
+    @get("/api/openapi.json", include_in_schema=False)
+    async def openapi_document() -> dict[str, Any]:
+        return patch_openapi(app.openapi_schema.to_schema())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        control_server = await control.serve(rt.settings.control_socket, rt.manage)
+
+        async def rotate_salts() -> None:
+            while True:
+                await asyncio.sleep(SALT_ROTATION_SECONDS)
+                try:
+                    await asyncio.to_thread(rt.rotate_salts)
+                except Exception:
+                    log.exception("salt rotation failed; will retry")
+
+        rotation = asyncio.create_task(rotate_salts())
+        try:
+            yield
+        finally:
+            rotation.cancel()
+            control_server.close()
+            await control_server.wait_closed()
+            with contextlib.suppress(FileNotFoundError):
+                rt.settings.control_socket.unlink()
+
+    def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+        return _json(exc.status_code, IngestError(exc.status_code, str(exc.detail)).body(), exc.headers)
+
+    def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+        log.exception("unhandled error", exc_info=exc)
+        return _json(500, IngestError(500, "internal error").body())
+
+    app = Litestar(
+        route_handlers=[server_pageview, server_event, server_batch, healthz, readyz, openapi_document],
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="Footfall",
+            version=__version__,
+            description="Privacy-first web analytics with first-class server-side tracking.",
+            path="/api/schema",
+        ),
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+        request_max_body_size=server_api.MAX_BATCH_BODY,
+        debug=False,
+    )
+    return app

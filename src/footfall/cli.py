@@ -1,0 +1,260 @@
+"""The `footfall` command line.
+
+Management commands go through `control.call`: to the running server's control socket when
+one holds the data directory, else straight to the store. Every command takes --data-dir;
+every command that prints data takes --json.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from footfall import control, manage
+from footfall.config import Settings, cli_flag, describe, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Footfall: privacy-first web analytics.")
+sites_app = typer.Typer(no_args_is_help=True, help="Sites: domain, time zone, tracking id.")
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: scopes and sites; secrets shown once.")
+app.add_typer(sites_app, name="sites")
+app.add_typer(tokens_app, name="tokens")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Optional[Path],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option("--data-dir", help="Data directory [env: FOOTFALL_DATA_DIR; default ./footfall-data]"),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _call(data_dir: Path | None, op: str, **args: Any) -> Any:
+    settings = load_settings(data_dir=data_dir)
+    try:
+        return control.call(settings, op, args)
+    except manage.ManageError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(_cell(r.get(c)) for c in columns))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+def _serve(**flags: Any) -> None:
+    from footfall.server import run_server
+
+    try:
+        settings = load_settings(**flags)
+    except Exception as exc:
+        err.print(f"[red]error:[/red] invalid setting: {exc}")
+        raise typer.Exit(2) from None
+    run_server(settings)
+
+
+def _settings_options() -> inspect.Signature:
+    """One --flag per setting, generated from `Settings`, so flags never drift from config."""
+    params = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=typer.Option(
+                    None, cli_flag(name), help=f"{field.description} [env: FOOTFALL_{name.upper()}]"
+                ),
+                annotation=Optional[annotation],  # noqa: UP045
+            )
+        )
+    return inspect.Signature(params)
+
+
+_serve.__signature__ = _settings_options()  # type: ignore[attr-defined]
+app.command("serve", help="Start the server (ingest API, control socket, writer).")(_serve)
+
+
+@app.command("config")
+def config_cmd(data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Every setting: environment variable, flag, default and current value."""
+    rows = [vars(r) for r in describe(load_settings(data_dir=data_dir))]
+    if as_json:
+        _print_json(rows)
+    else:
+        _table(rows, ["name", "env", "flag", "default", "current", "description"], "Footfall settings")
+
+
+# -- sites --------------------------------------------------------------------------------
+
+SITE_COLUMNS = ["id", "domain", "timezone", "tracking_id", "created_at"]
+
+
+@sites_app.command("add")
+def sites_add(
+    domain: str,
+    timezone: Annotated[str, typer.Option("--timezone", "--tz", help="IANA time zone of the site's reports.")] = "UTC",
+    tracking_id: Annotated[Optional[str], typer.Option(help="Tracking id; generated when omitted.")] = None,  # noqa: UP045
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Add a site by its domain."""
+    site = _call(data_dir, "sites.add", domain=domain, timezone=timezone, tracking_id=tracking_id)
+    if as_json:
+        _print_json(site)
+    else:
+        out.print(f"added site [bold]{site['domain']}[/bold] (tracking id {site['tracking_id']}, {site['timezone']})")
+
+
+@sites_app.command("list")
+def sites_list(data_dir: DataDir = None, as_json: Json = False) -> None:
+    """List sites."""
+    sites = _call(data_dir, "sites.list")
+    if as_json:
+        _print_json(sites)
+    else:
+        _table(sites, SITE_COLUMNS)
+
+
+@sites_app.command("show")
+def sites_show(site: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Show one site, its event count and the tokens that may touch it."""
+    record = _call(data_dir, "sites.show", site=site)
+    if as_json:
+        _print_json(record)
+    else:
+        _table([record], [*SITE_COLUMNS, "events", "tokens"])
+
+
+@sites_app.command("remove")
+def sites_remove(
+    site: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Remove a site and delete all of its events."""
+    if not yes and not typer.confirm(f"Remove {site} and delete all of its events?", default=False):
+        raise typer.Exit(1)
+    result = _call(data_dir, "sites.remove", site=site)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"removed {result['removed']} ({result['events_deleted']} events deleted)")
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+TOKEN_COLUMNS = ["id", "name", "scopes", "sites", "created_at", "last_rotated_at"]
+
+
+def _show_secret(record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(record)
+        return
+    out.print(f"token [bold]{record['name']}[/bold] ({record['id']}), scopes {', '.join(record['scopes'])}")
+    out.print("secret (shown once, store it now):")
+    sys.stdout.write(record["token"] + "\n")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option("--name", help="A name to recognise the token by.")],
+    scope: Annotated[list[str], typer.Option("--scope", help="site.manage_data, stats.read or sites.manage; repeat for more.")],
+    site: Annotated[Optional[list[str]], typer.Option("--site", help="A site it may touch; repeat for more; omit for all.")] = None,  # noqa: UP045
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Create an API token. The secret is printed once and stored only as a hash."""
+    _show_secret(_call(data_dir, "tokens.create", name=name, scopes=scope, sites=site), as_json)
+
+
+@tokens_app.command("list")
+def tokens_list(data_dir: DataDir = None, as_json: Json = False) -> None:
+    """List tokens (never their secrets)."""
+    tokens = _call(data_dir, "tokens.list")
+    if as_json:
+        _print_json(tokens)
+    else:
+        _table(tokens, TOKEN_COLUMNS)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Revoke a token by id or name; it fails at once."""
+    result = _call(data_dir, "tokens.revoke", token=token)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"revoked {result['name']} ({result['revoked']})")
+
+
+@tokens_app.command("rotate")
+def tokens_rotate(token: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Give a token a new secret; the old one fails at once."""
+    _show_secret(_call(data_dir, "tokens.rotate", token=token), as_json)
+
+
+# -- stats --------------------------------------------------------------------------------
+
+
+@app.command("stats")
+def stats_cmd(
+    site: Annotated[str, typer.Option("--site", help="Domain, tracking id or id of the site.")],
+    date_from: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD, in the site's time zone.")],
+    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD, inclusive.")],
+    limit: Annotated[int, typer.Option(help="Rows of top pages.", min=1, max=1000)] = 10,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Visitors, visits, pageviews, events, bounce rate and visit duration, per day and page."""
+    report = _call(data_dir, "stats", site=site, date_from=date_from, date_to=date_to, limit=limit)
+    if as_json:
+        _print_json(report)
+        return
+    t = report["totals"]
+    out.print(f"[bold]{report['site']}[/bold]  {report['from']} .. {report['to']}  ({report['timezone']})")
+    _table(
+        [{
+            "visitors": t["visitors"], "visits": t["visits"], "pageviews": t["pageviews"],
+            "events": t["events"], "bounce rate": f"{t['bounce_rate'] or 0}%",
+            "visit duration": f"{t['visit_duration'] or 0}s",
+        }],
+        ["visitors", "visits", "pageviews", "events", "bounce rate", "visit duration"],
+    )
+    _table(report["days"], ["date", "visitors", "visits", "pageviews", "events"], "Per day")
+    _table(report["top_pages"], ["page", "visitors", "pageviews"], "Top pages")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Wire contracts: each module parses one request shape into the normalized `Hit`."""

@@ -1,0 +1,109 @@
+"""What every ingest contract shares: errors, client IP, body limits, JSON field errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from footfall.config import IPNetwork
+
+_ERROR_ENCODER = msgspec.json.Encoder()
+
+
+class IngestError(Exception):
+    """An ingest request refused with a status code, a message and the field at fault."""
+
+    def __init__(
+        self, status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return _ERROR_ENCODER.encode({"error": self.message, "field": self.field})
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]) -> str:
+    """The visitor's IP: the peer, unless the peer is a trusted proxy that says otherwise.
+
+    X-Forwarded-For is read right to left, skipping trusted proxies, so a client cannot
+    forge its address by sending its own header through the proxy.
+    """
+    peer = peer or ""
+    if not forwarded_for or not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop if _valid_ip(hop) else peer
+    return hops[0] if hops and _valid_ip(hops[0]) else peer
+
+
+def _valid_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _in(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def require_json(headers: Mapping[str, str]) -> None:
+    content_type = headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise IngestError(415, "Content-Type must be application/json")
+
+
+def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise IngestError(413, f"request body is larger than {limit} bytes")
+
+
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_AT = re.compile(r" - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])*)`")
+
+
+def validation_field(error: msgspec.ValidationError, prefix: str = "") -> str | None:
+    """The field a msgspec validation error is about, as a dotted path."""
+    text = str(error)
+    path = ""
+    at = _AT.search(text)
+    if at:
+        path = re.sub(r"\[['\"]?([^'\"\]]*)['\"]?\]", r".\1", at.group(1)).lstrip(".")
+    missing = _MISSING.search(text)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+    if prefix and path:
+        path = f"{prefix}.{path}"
+    return path or prefix or None
+
+
+def validation_message(error: msgspec.ValidationError) -> str:
+    text = str(error)
+    return _AT.sub("", text)
+
+
+def decode_json(body: bytes, type_: Any) -> Any:
+    """Decode a request body: 400 for broken JSON, 422 naming the field for a wrong shape."""
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        raise IngestError(422, validation_message(exc), validation_field(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise IngestError(400, f"malformed JSON: {exc}") from None

@@ -1,0 +1,264 @@
+"""Management operations: sites, tokens and stats, as plain functions over a store.
+
+The CLI runs them in its own process when no server holds the data directory, and through the
+server's control socket when one does (DuckDB lets only one process write the file). Either
+way the same function runs, so both paths behave identically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import re
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from footfall.api import auth
+from footfall.enrich.urls import normalize_host
+from footfall.meta import Site, Token
+from footfall.query.compile import build_query, day_series
+from footfall.query.model import QueryError
+from footfall.store.base import Store, StoreError
+
+
+class ManageError(Exception):
+    """A management request that cannot be done; the message is for the user."""
+
+
+@dataclass
+class Context:
+    store: Store
+    # Called after sites or tokens change, so a running server refreshes its caches.
+    on_change: Callable[[], None] = field(default=lambda: None)
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*$")
+
+
+def normalize_domain(raw: str) -> str:
+    text = raw.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0].split(":", 1)[0]
+    domain = normalize_host(text)
+    if not domain or not _DOMAIN.match(domain):
+        raise ManageError(f"{raw!r} is not a valid domain name")
+    return domain
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ManageError(f"unknown time zone {name!r}; use an IANA name like Europe/Berlin") from None
+    return name
+
+
+def new_tracking_id() -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "FF-" + "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+def site_by_name(ctx: Context, name: str) -> Site:
+    """A site by domain, tracking id or numeric id."""
+    sites = ctx.store.list_sites()
+    key = name.strip()
+    for s in sites:
+        if key == s.tracking_id or key == str(s.id):
+            return s
+    try:
+        domain = normalize_domain(key)
+    except ManageError:
+        domain = ""
+    for s in sites:
+        if s.domain == domain:
+            return s
+    raise ManageError(f"no site {name!r}; `footfall sites list` shows the sites")
+
+
+def site_record(site: Site) -> dict[str, Any]:
+    return msgspec.structs.asdict(site)
+
+
+# -- sites --------------------------------------------------------------------------------
+
+
+def sites_add(ctx: Context, domain: str, timezone: str = "UTC", tracking_id: str | None = None) -> dict[str, Any]:
+    domain = normalize_domain(domain)
+    timezone = check_timezone(timezone)
+    if tracking_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{4,64}", tracking_id):
+        raise ManageError("a tracking id is 4 to 64 letters, digits, '-' or '_'")
+    try:
+        site = ctx.store.add_site(domain, timezone, tracking_id or new_tracking_id())
+    except StoreError as exc:
+        raise ManageError(str(exc)) from None
+    ctx.on_change()
+    return site_record(site)
+
+
+def sites_list(ctx: Context) -> list[dict[str, Any]]:
+    return [site_record(s) for s in ctx.store.list_sites()]
+
+
+def sites_show(ctx: Context, site: str) -> dict[str, Any]:
+    s = site_by_name(ctx, site)
+    record = site_record(s)
+    record["events"] = ctx.store.count_events(s.id)
+    record["tokens"] = [
+        t.name for t in ctx.store.list_tokens() if t.site_ids is None or s.id in t.site_ids
+    ]
+    return record
+
+
+def sites_remove(ctx: Context, site: str) -> dict[str, Any]:
+    s = site_by_name(ctx, site)
+    deleted = ctx.store.remove_site(s.id)
+    ctx.on_change()
+    return {"removed": s.domain, "events_deleted": deleted}
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+def token_record(ctx: Context, t: Token, sites: dict[int, str] | None = None) -> dict[str, Any]:
+    names = sites if sites is not None else {s.id: s.domain for s in ctx.store.list_sites()}
+    return {
+        "id": t.id,
+        "name": t.name,
+        "scopes": list(t.scopes),
+        "sites": "all" if t.site_ids is None else [names.get(i, str(i)) for i in t.site_ids],
+        "created_at": t.created_at,
+        "last_rotated_at": t.last_rotated_at,
+    }
+
+
+def tokens_create(
+    ctx: Context, name: str, scopes: list[str], sites: list[str] | None = None
+) -> dict[str, Any]:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ManageError("a token name is 1 to 100 characters")
+    if not scopes:
+        raise ManageError(f"give at least one --scope: {', '.join(auth.SCOPES)}")
+    unknown = [s for s in scopes if s not in auth.SCOPES]
+    if unknown:
+        raise ManageError(f"unknown scope {unknown[0]!r}; known: {', '.join(auth.SCOPES)}")
+    site_ids = None if not sites or "all" in sites else tuple(site_by_name(ctx, s).id for s in sites)
+    secret = auth.new_secret()
+    token = Token(
+        id=auth.new_token_id(),
+        name=name,
+        secret_hash=auth.hash_secret(secret),
+        scopes=tuple(dict.fromkeys(scopes)),
+        site_ids=site_ids,
+        created_at=_now(),
+    )
+    try:
+        ctx.store.add_token(token)
+    except StoreError as exc:
+        raise ManageError(str(exc)) from None
+    ctx.on_change()
+    return {"token": secret, **token_record(ctx, token)}
+
+
+def tokens_list(ctx: Context) -> list[dict[str, Any]]:
+    names = {s.id: s.domain for s in ctx.store.list_sites()}
+    return [token_record(ctx, t, names) for t in ctx.store.list_tokens()]
+
+
+def _token_by_name(ctx: Context, ref: str) -> Token:
+    for t in ctx.store.list_tokens():
+        if ref in (t.id, t.name):
+            return t
+    raise ManageError(f"no token {ref!r}; `footfall tokens list` shows the tokens")
+
+
+def tokens_revoke(ctx: Context, token: str) -> dict[str, Any]:
+    t = _token_by_name(ctx, token)
+    ctx.store.delete_token(t.id)
+    ctx.on_change()
+    return {"revoked": t.id, "name": t.name}
+
+
+def tokens_rotate(ctx: Context, token: str) -> dict[str, Any]:
+    t = _token_by_name(ctx, token)
+    secret = auth.new_secret()
+    now = _now()
+    ctx.store.replace_token_secret(t.id, auth.hash_secret(secret), now)
+    ctx.on_change()
+    rotated = msgspec.structs.replace(t, last_rotated_at=now)
+    return {"token": secret, **token_record(ctx, rotated)}
+
+
+# -- stats --------------------------------------------------------------------------------
+
+SUMMARY_METRICS = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"]
+
+
+def stats(ctx: Context, site: str, date_from: str, date_to: str, limit: int = 10) -> dict[str, Any]:
+    s = site_by_name(ctx, site)
+    try:
+        first, last = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
+    except ValueError as exc:
+        raise ManageError(f"dates are YYYY-MM-DD ({exc})") from None
+    if (last - first).days > 3660:
+        raise ManageError("the range is longer than ten years")
+    try:
+        totals = ctx.store.run_query(build_query(s, first, last, SUMMARY_METRICS)).records()[0]
+        daily = ctx.store.run_query(
+            build_query(s, first, last, ["visitors", "visits", "pageviews", "events"], ["time:day"])
+        ).records()
+        pages = ctx.store.run_query(
+            build_query(
+                s, first, last, ["visitors", "pageviews"], ["event:page"],
+                order_by=[("pageviews", "desc"), ("visitors", "desc")], limit=limit,
+            )
+        ).records()
+    except QueryError as exc:
+        raise ManageError(str(exc)) from None
+    by_day = {row["time:day"]: row for row in daily}
+    empty = {"visitors": 0, "visits": 0, "pageviews": 0, "events": 0}
+    days = [{"date": d, **{k: by_day.get(d, empty)[k] for k in empty}} for d in day_series(first, last)]
+    return {
+        "site": s.domain,
+        "timezone": s.timezone,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "totals": totals,
+        "days": days,
+        "top_pages": [{"page": p["event:page"], "visitors": p["visitors"], "pageviews": p["pageviews"]} for p in pages],
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "sites.add": sites_add,
+    "sites.list": sites_list,
+    "sites.show": sites_show,
+    "sites.remove": sites_remove,
+    "tokens.create": tokens_create,
+    "tokens.list": tokens_list,
+    "tokens.revoke": tokens_revoke,
+    "tokens.rotate": tokens_rotate,
+    "stats": stats,
+}
+
+
+def run(ctx: Context, op: str, args: dict[str, Any]) -> Any:
+    func = OPERATIONS.get(op)
+    if func is None:
+        raise ManageError(f"unknown operation {op!r}")
+    try:
+        inspect.signature(func).bind(ctx, **args)
+    except TypeError as exc:
+        raise ManageError(f"bad arguments for {op}: {exc}") from None
+    return func(ctx, **args)

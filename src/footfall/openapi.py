@@ -1,0 +1,76 @@
+"""The OpenAPI document at /api/openapi.json.
+
+Litestar documents routes and query parameters; the ingest routes read their raw body to
+honour the contract's exact error codes, so their request bodies and responses are described
+here, from the same msgspec types that decode them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from footfall.ingest import server_api
+
+_ERRORS = {
+    "400": "Malformed JSON",
+    "401": "Missing or wrong API token",
+    "403": "The token lacks the scope or the site",
+    "404": "Unknown site",
+    "413": "Body too large",
+    "415": "Content-Type is not application/json",
+    "422": "A field is invalid; `field` names it",
+    "429": "Rate limited; see Retry-After",
+}
+
+# path -> (request body type, success status, success body type or None for empty)
+INGEST_OPERATIONS: dict[str, tuple[Any, str, Any]] = {
+    "/api/ingest/server/pageview": (server_api.ServerRecord, "202", None),
+    "/api/ingest/server/event": (server_api.ServerRecord, "202", None),
+    "/api/ingest/server/batch": (
+        list[server_api.BatchRecord] | server_api.BatchEnvelope,
+        "202",
+        server_api.BatchResult,
+    ),
+}
+
+
+class Error(msgspec.Struct):
+    error: str
+    field: str | None
+
+
+def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
+    types = [t for op in INGEST_OPERATIONS.values() for t in (op[0], op[2]) if t is not None]
+    schemas, components = msgspec.json.schema_components(
+        [*types, Error], ref_template="#/components/schemas/{name}"
+    )
+    document.setdefault("components", {}).setdefault("schemas", {}).update(components)
+    error_ref = schemas[-1]
+    security = [{"bearer": []}, {"apiKey": []}]
+    document["components"].setdefault("securitySchemes", {}).update(
+        {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+        }
+    )
+    index = 0
+    for path, (_, status, success) in INGEST_OPERATIONS.items():
+        request_schema = schemas[index]
+        index += 1
+        op = document["paths"][path]["post"]
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": request_schema}},
+        }
+        ok: dict[str, Any] = {"description": "Accepted: durable in the spool"}
+        if success is not None:
+            ok["content"] = {"application/json": {"schema": schemas[index]}}
+            index += 1
+        responses = {status: ok}
+        for code, text in _ERRORS.items():
+            responses[code] = {"description": text, "content": {"application/json": {"schema": error_ref}}}
+        op["responses"] = responses
+        op["security"] = security
+    return document

@@ -1,0 +1,1 @@
+"""Durability and loading: the spool, sessionization and the writer into the store."""

@@ -1,0 +1,117 @@
+"""Visits: which session each event belongs to. The writer's job, not the HTTP handler's.
+
+An explicit `session_id` from the caller groups records as given. Otherwise a visit is one
+visitor's events with gaps under the session timeout. Sessions are the connected runs of a
+visitor's events ordered by time, so the grouping does not depend on arrival order:
+historical replay, shuffled batches and live traffic give the same visits. An event that
+lands between two runs joins them, and the later run is merged into the earlier.
+
+Session ids are 64-bit; the top bit marks explicit sessions so the two kinds never mix.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from hashlib import blake2b
+
+from footfall.event import Event
+from footfall.store.base import SessionMerge, SessionSpan, Store, VisitorWindow
+
+EXPLICIT_BIT = 1 << 63
+_LOW_BITS = EXPLICIT_BIT - 1
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
+def explicit_session_id(site_id: int, key: str) -> int:
+    return _hash64(f"x\x00{site_id}\x00{key}") | EXPLICIT_BIT
+
+
+def implicit_session_id(site_id: int, visitor_id: int, start_us: int) -> int:
+    return _hash64(f"v\x00{site_id}\x00{visitor_id}\x00{start_us}") & _LOW_BITS
+
+
+VisitorKey = tuple[int, int]  # (site_id, visitor_id)
+
+
+class Sessionizer:
+    """Assigns `session_id` to events; remembers recent visits, asks the store for the rest."""
+
+    def __init__(self, store: Store, gap_us: int, max_visitors: int = 200_000) -> None:
+        self.store = store
+        self.gap_us = gap_us
+        self.max_visitors = max_visitors
+        # visitor -> its known visits as [start_us, end_us, session_id], least recent first
+        self._spans: OrderedDict[VisitorKey, list[list[int]]] = OrderedDict()
+
+    def reset(self) -> None:
+        """Forget cached visits (after a failed commit the cache may be ahead of the store)."""
+        self._spans.clear()
+
+    def assign(self, events: list[Event]) -> list[SessionMerge]:
+        implicit: list[Event] = []
+        for e in events:
+            if e.session_key is not None:
+                e.session_id = explicit_session_id(e.site_id, e.session_key)
+            else:
+                implicit.append(e)
+        if not implicit:
+            return []
+        implicit.sort(key=lambda e: e.ts)
+        self._load_missing(implicit)
+
+        gap = self.gap_us
+        remap: dict[int, int] = {}
+        merges: list[SessionMerge] = []
+        for e in implicit:
+            key = (e.site_id, e.visitor_id)
+            spans = self._spans[key]
+            self._spans.move_to_end(key)
+            near = [s for s in spans if s[0] - gap < e.ts < s[1] + gap]
+            if not near:
+                span = [e.ts, e.ts, implicit_session_id(e.site_id, e.visitor_id, e.ts)]
+                spans.append(span)
+            else:
+                near.sort(key=lambda s: s[0])
+                span = near[0]
+                for other in near[1:]:
+                    span[1] = max(span[1], other[1])
+                    spans.remove(other)
+                    remap[other[2]] = span[2]
+                    merges.append(SessionMerge(e.site_id, other[2], span[2]))
+                span[0] = min(span[0], e.ts)
+                span[1] = max(span[1], e.ts)
+            e.session_id = span[2]
+        if remap:
+            for e in implicit:
+                while e.session_id in remap:
+                    e.session_id = remap[e.session_id]
+        self._evict()
+        return merges
+
+    def _load_missing(self, implicit: list[Event]) -> None:
+        windows: dict[VisitorKey, list[int]] = {}
+        for e in implicit:
+            key = (e.site_id, e.visitor_id)
+            if key in self._spans:
+                continue
+            w = windows.get(key)
+            if w is None:
+                windows[key] = [e.ts, e.ts]
+            else:
+                w[1] = e.ts  # events are sorted by time
+        if not windows:
+            return
+        found: list[SessionSpan] = self.store.session_spans(
+            [VisitorWindow(k[0], k[1], lo, hi) for k, (lo, hi) in windows.items()], self.gap_us
+        )
+        for key in windows:
+            self._spans[key] = []
+        for s in found:
+            self._spans[(s.site_id, s.visitor_id)].append([s.start_us, s.end_us, s.session_id])
+
+    def _evict(self) -> None:
+        while len(self._spans) > self.max_visitors:
+            self._spans.popitem(last=False)

@@ -1,0 +1,238 @@
+"""The spool: append-only, fsync'd segment files. A record in the spool is an acknowledged event.
+
+Framing of one record: 4-byte little-endian payload length, 4-byte CRC32 of the payload, the
+payload (a msgpack `Event`). Records are only appended, so damage can only be a torn tail, which
+`read_segment` detects, reports and drops.
+
+Group commit: producers hand framed bytes to one committer thread; everything that arrives
+while it waits on an fsync goes out in the next write and shares the next fsync. The
+committer also closes the active segment when it is large or old enough, handing it to the
+writer; segments found at start-up (including one that was active at a crash) are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<II")
+SEGMENT_SUFFIX = ".seg"
+
+
+def frame(payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass
+class SegmentRead:
+    records: list[bytes]
+    torn_bytes: int  # bytes after the last whole record (0 for a clean segment)
+
+
+def read_segment(path: Path) -> SegmentRead:
+    data = path.read_bytes()
+    records: list[bytes] = []
+    pos, end = 0, len(data)
+    while pos + _HEADER.size <= end:
+        length, crc = _HEADER.unpack_from(data, pos)
+        start = pos + _HEADER.size
+        payload = data[start : start + length]
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            break
+        records.append(payload)
+        pos = start + length
+    return SegmentRead(records, end - pos)
+
+
+Done = Callable[[BaseException | None], None]
+
+
+@dataclass
+class _Segment:
+    path: Path
+    fd: int
+    size: int
+    first_write: float  # wall time of the first record, for the writer-lag figure
+
+
+class Spool:
+    def __init__(self, directory: Path, segment_bytes: int, rotate_seconds: float) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self.rotate_seconds = rotate_seconds
+        self._cond = threading.Condition()
+        self._pending: list[tuple[bytes, Done]] = []
+        self._closed: list[tuple[Path, float]] = []  # (segment, first write time), oldest first
+        self._active: _Segment | None = None
+        self._stopping = False
+        self.records_written = 0
+        self.fsyncs = 0
+        existing = sorted(directory.glob("*" + SEGMENT_SUFFIX))
+        self._next_seq = max((int(p.stem) for p in existing), default=0) + 1
+        for p in existing:
+            self._closed.append((p, p.stat().st_mtime))
+        self._segments_changed = threading.Condition()
+        self._thread = threading.Thread(target=self._commit_loop, name="spool-commit", daemon=True)
+        self._thread.start()
+
+    # -- producers --------------------------------------------------------------------------
+
+    def submit(self, framed: bytes, done: Done) -> None:
+        """Queue framed records; `done` runs on the committer thread after they are fsync'd."""
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("spool is closed")
+            self._pending.append((framed, done))
+            self._cond.notify()
+
+    async def append(self, framed: bytes) -> None:
+        """Return once the records are durable (the caller may then acknowledge them)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+        self.submit(framed, done)
+        await future
+
+    def append_sync(self, framed: bytes) -> None:
+        finished = threading.Event()
+        failure: list[BaseException] = []
+
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                failure.append(error)
+            finished.set()
+
+        self.submit(framed, done)
+        finished.wait()
+        if failure:
+            raise failure[0]
+
+    # -- the committer ----------------------------------------------------------------------
+
+    def _commit_loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending and not self._stopping:
+                    self._cond.wait(timeout=self.rotate_seconds / 2)
+                batch, self._pending = self._pending, []
+                stopping = self._stopping
+            if batch:
+                self._write_group(batch)
+            self._rotate_if_due(force=stopping)
+            if stopping and not batch:
+                with self._cond:
+                    if not self._pending:
+                        return
+
+    def _write_group(self, batch: list[tuple[bytes, Done]]) -> None:
+        error: BaseException | None = None
+        try:
+            seg = self._active or self._open_segment()
+            data = b"".join(chunk for chunk, _ in batch)
+            view = memoryview(data)
+            while view:
+                written = os.write(seg.fd, view)
+                view = view[written:]
+            os.fsync(seg.fd)
+            seg.size += len(data)
+            self.fsyncs += 1
+            self.records_written += len(batch)
+        except BaseException as exc:  # the callers must hear of it, never a silent loss
+            log.exception("spool write failed")
+            error = exc
+        for _, done in batch:
+            done(error)
+
+    def _open_segment(self) -> _Segment:
+        path = self.directory / f"{self._next_seq:016d}{SEGMENT_SUFFIX}"
+        self._next_seq += 1
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        _fsync_dir(self.directory)  # the new name must survive a crash too
+        self._active = _Segment(path, fd, 0, time.time())
+        return self._active
+
+    def _rotate_if_due(self, force: bool = False) -> None:
+        seg = self._active
+        if seg is None:
+            return
+        if (
+            force
+            or seg.size >= self.segment_bytes
+            or (seg.size and time.time() - seg.first_write >= self.rotate_seconds)
+        ):
+            os.close(seg.fd)
+            self._active = None
+            with self._segments_changed:
+                self._closed.append((seg.path, seg.first_write))
+                self._segments_changed.notify_all()
+
+    # -- the consumer -----------------------------------------------------------------------
+
+    def closed_segments(self) -> list[Path]:
+        with self._segments_changed:
+            return [p for p, _ in self._closed]
+
+    def wait_for_segments(self, timeout: float) -> None:
+        with self._segments_changed:
+            if not self._closed:
+                self._segments_changed.wait(timeout)
+
+    def remove(self, paths: list[Path]) -> None:
+        """Forget segments whose records are committed in the store."""
+        for p in paths:
+            p.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+        gone = set(paths)
+        with self._segments_changed:
+            self._closed = [(p, t) for p, t in self._closed if p not in gone]
+            self._segments_changed.notify_all()
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest record not yet in the store."""
+        with self._segments_changed:
+            oldest = self._closed[0][1] if self._closed else None
+        if oldest is None and self._active is not None and self._active.size:
+            oldest = self._active.first_write
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
+    def pending_segments(self) -> int:
+        with self._segments_changed:
+            return len(self._closed) + (1 if self._active is not None else 0)
+
+    def close(self) -> None:
+        """Flush what is queued, close the active segment and stop the committer."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

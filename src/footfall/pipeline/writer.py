@@ -1,0 +1,99 @@
+"""The writer: drains closed spool segments into the store, one transaction per batch.
+
+A segment is deleted only after its batch is committed. The same transaction records the
+segment in the store's ledger, so a crash between commit and delete replays nothing twice:
+on the next pass the segment is found in the ledger and just deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+
+from footfall.event import Event
+from footfall.pipeline.sessions import Sessionizer
+from footfall.pipeline.spool import Spool, read_segment
+from footfall.store.base import Store
+
+log = logging.getLogger(__name__)
+
+EVENT_DECODER = msgspec.msgpack.Decoder(Event)
+EVENT_ENCODER = msgspec.msgpack.Encoder()
+
+
+class Writer:
+    def __init__(self, spool: Spool, store: Store, sessionizer: Sessionizer, batch_events: int) -> None:
+        self.spool = spool
+        self.store = store
+        self.sessionizer = sessionizer
+        self.batch_events = batch_events
+        self.events_committed = 0
+        self.torn_records_dropped = 0
+        self.torn_segments: list[str] = []
+        self.last_error: str | None = None
+        self.last_commit_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after draining every closed segment (call after the spool is closed)."""
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            segments = self.spool.closed_segments()
+            if not segments:
+                if self._stop.is_set():
+                    return
+                self.spool.wait_for_segments(timeout=0.25)
+                continue
+            try:
+                self.drain_once(segments)
+                failures = 0
+                self.last_error = None
+            except Exception as exc:  # keep the segments; try again, never drop them
+                failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("writer batch failed (attempt %d); segments kept", failures)
+                self.sessionizer.reset()
+                time.sleep(min(0.1 * 2**failures, 5.0))
+
+    def drain_once(self, segments: list[Path]) -> int:
+        """Load a batch of segments into the store; returns the events committed."""
+        committed = self.store.committed_segments()
+        already = [p for p in segments if p.name in committed]
+        if already:
+            self.spool.remove(already)
+            self.store.forget_segments([p.name for p in already])
+            return 0
+        batch: list[Path] = []
+        events: list[Event] = []
+        for path in segments:
+            if batch and len(events) >= self.batch_events:
+                break
+            read = read_segment(path)
+            if read.torn_bytes:
+                self.torn_records_dropped += 1
+                self.torn_segments.append(path.name)
+                log.warning(
+                    "spool segment %s ends in a torn record: %d bytes dropped, %d whole records kept",
+                    path.name, read.torn_bytes, len(read.records),
+                )
+            events.extend(EVENT_DECODER.decode(r) for r in read.records)
+            batch.append(path)
+        merges = self.sessionizer.assign(events)
+        self.store.commit_batch(events, merges, [p.name for p in batch])
+        self.spool.remove(batch)
+        self.store.forget_segments([p.name for p in batch])
+        self.events_committed += len(events)
+        self.last_commit_at = time.time()
+        return len(events)

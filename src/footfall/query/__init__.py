@@ -1,0 +1,1 @@
+"""The engine-neutral query model: metrics, dimensions, filters and a date range."""

@@ -1,0 +1,91 @@
+"""The running engine: store, spool, writer and the read-only reference data adapters use.
+
+One `Runtime` per process that owns a data directory. HTTP adapters read `sites`, `tokens`,
+`limiter` and `enricher`, and hand finished events to `accept`, which returns once they
+are durable in the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from footfall import manage
+from footfall.api.auth import TokenRegistry
+from footfall.config import Settings
+from footfall.enrich.enricher import Enricher
+from footfall.enrich.sites import SiteRegistry
+from footfall.enrich.visitors import SaltRing
+from footfall.event import Event
+from footfall.ingest.ratelimit import TokenBuckets
+from footfall.pipeline.sessions import Sessionizer
+from footfall.pipeline.spool import Spool, frame
+from footfall.pipeline.writer import EVENT_ENCODER, Writer
+from footfall.store.duckdb import DuckDBStore
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = DuckDBStore(settings.database_path)
+        self.salts = SaltRing()
+        self.salts.rotate(self.store)
+        self.sites = SiteRegistry()
+        self.tokens = TokenRegistry()
+        self.refresh()
+        self.enricher = Enricher(self.salts)
+        self.limiter = TokenBuckets(settings.ingest_rate_limit, settings.ingest_burst)
+        self.spool = Spool(
+            settings.spool_dir, settings.spool_segment_bytes, settings.spool_rotate_ms / 1000
+        )
+        self.sessionizer = Sessionizer(self.store, settings.session_timeout_minutes * 60_000_000)
+        self.writer = Writer(self.spool, self.store, self.sessionizer, settings.writer_batch_events)
+        self.writer.start()
+        self.manage = manage.Context(self.store, on_change=self.refresh)
+
+    def refresh(self) -> None:
+        """Reload sites and tokens after a management change."""
+        self.sites.replace(self.store.list_sites())
+        self.tokens.replace(self.store.list_tokens())
+
+    async def accept(self, events: list[Event]) -> None:
+        """Make events durable; the caller may acknowledge them once this returns."""
+        await self.spool.append(b"".join(frame(EVENT_ENCODER.encode(e)) for e in events))
+
+    def accept_sync(self, events: list[Event]) -> None:
+        self.spool.append_sync(b"".join(frame(EVENT_ENCODER.encode(e)) for e in events))
+
+    def rotate_salts(self) -> None:
+        self.salts.rotate(self.store)
+
+    def readiness(self) -> dict[str, Any]:
+        return {
+            "store": self.store.healthy(),
+            "spool": {
+                "directory": str(self.settings.spool_dir),
+                "segments_pending": self.spool.pending_segments(),
+                "records_written": self.spool.records_written,
+                "fsyncs": self.spool.fsyncs,
+            },
+            "writer": {
+                "lag_seconds": round(self.spool.lag_seconds(), 3),
+                "events_committed": self.writer.events_committed,
+                "torn_records_dropped": self.writer.torn_records_dropped,
+                "torn_segments": self.writer.torn_segments[-10:],
+                "last_error": self.writer.last_error,
+            },
+        }
+
+    def close(self) -> None:
+        """Flush the spool, drain it into the store, and close the store."""
+        self.spool.close()
+        self.writer.stop()
+        self.store.close()
+
+

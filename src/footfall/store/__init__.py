@@ -1,0 +1,1 @@
+"""Storage behind one interface. SQL lives only in this package."""

@@ -1,0 +1,63 @@
+"""The store interface every engine implements; nothing outside `store/` writes SQL."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+from footfall.event import Event
+from footfall.meta import Site, Token
+from footfall.query.model import Query, QueryResult
+
+
+class StoreError(Exception):
+    """A store operation was refused (lock held by another process, constraint, ...)."""
+
+
+class SessionSpan(NamedTuple):
+    site_id: int
+    visitor_id: int
+    session_id: int
+    start_us: int
+    end_us: int
+
+
+class VisitorWindow(NamedTuple):
+    """Implicit sessions of this visitor touching [lo_us, hi_us] are wanted."""
+
+    site_id: int
+    visitor_id: int
+    lo_us: int
+    hi_us: int
+
+
+class SessionMerge(NamedTuple):
+    site_id: int
+    old_session_id: int
+    new_session_id: int
+
+
+class Store(Protocol):
+    # metadata
+    def list_sites(self) -> list[Site]: ...
+    def add_site(self, domain: str, timezone: str, tracking_id: str) -> Site: ...
+    def remove_site(self, site_id: int) -> int: ...
+    def list_tokens(self) -> list[Token]: ...
+    def add_token(self, token: Token) -> None: ...
+    def replace_token_secret(self, token_id: str, secret_hash: str, rotated_at: str) -> None: ...
+    def delete_token(self, token_id: str) -> None: ...
+    # salts (see enrich.visitors.SaltStore)
+    def load_salts(self) -> dict[int, bytes]: ...
+    def save_salt(self, day: int, salt: bytes) -> None: ...
+    def delete_salts_before(self, day: int) -> int: ...
+    # the writer
+    def committed_segments(self) -> set[str]: ...
+    def forget_segments(self, names: list[str]) -> None: ...
+    def session_spans(self, windows: list[VisitorWindow], gap_us: int) -> list[SessionSpan]: ...
+    def commit_batch(
+        self, events: list[Event], merges: list[SessionMerge], segments: list[str]
+    ) -> None: ...
+    # reading
+    def count_events(self, site_id: int | None = None) -> int: ...
+    def run_query(self, query: Query) -> QueryResult: ...
+    def healthy(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...

@@ -1,0 +1,389 @@
+"""The embedded store: one DuckDB file in the data directory.
+
+DuckDB lets a single process open a file for writing. The server is that process while it
+runs; management commands from other processes reach it over the control socket (see
+`footfall.control`) instead of opening the file themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from footfall.event import STORED_FIELDS, Event
+from footfall.meta import Site, Token
+from footfall.query.model import Query, QueryResult
+from footfall.store.base import SessionMerge, SessionSpan, StoreError, VisitorWindow
+from footfall.store.sql import compile_query
+
+SCHEMA_VERSION = 1
+
+# Column types of the events table, in `Event` field order (one definition, see event.py).
+EVENT_COLUMN_TYPES: dict[str, str] = {
+    "event_id": "UUID NOT NULL",
+    "site_id": "UINTEGER NOT NULL",
+    "ts": "TIMESTAMP NOT NULL",
+    "received_at": "TIMESTAMP NOT NULL",
+    "kind": "VARCHAR NOT NULL",
+    "name": "VARCHAR NOT NULL",
+    "hostname": "VARCHAR NOT NULL",
+    "pathname": "VARCHAR NOT NULL",
+    "referrer_host": "VARCHAR NOT NULL",
+    "referrer_path": "VARCHAR NOT NULL",
+    "source": "VARCHAR NOT NULL",
+    "utm_source": "VARCHAR NOT NULL",
+    "utm_medium": "VARCHAR NOT NULL",
+    "utm_campaign": "VARCHAR NOT NULL",
+    "utm_term": "VARCHAR NOT NULL",
+    "utm_content": "VARCHAR NOT NULL",
+    "visitor_id": "UBIGINT NOT NULL",
+    "session_id": "UBIGINT NOT NULL",
+    "page_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "browser": "VARCHAR NOT NULL",
+    "browser_version": "VARCHAR NOT NULL",
+    "os": "VARCHAR NOT NULL",
+    "os_version": "VARCHAR NOT NULL",
+    "device": "VARCHAR NOT NULL",
+    "country": "VARCHAR NOT NULL",
+    "region": "VARCHAR NOT NULL",
+    "city": "VARCHAR NOT NULL",
+    "language": "VARCHAR NOT NULL",
+    "screen_width": "INTEGER",
+    "props": "MAP(VARCHAR, VARCHAR) NOT NULL",
+    "revenue_amount": "DECIMAL(18, 4)",
+    "revenue_currency": "VARCHAR",
+    "source_api": "VARCHAR NOT NULL",
+}
+assert tuple(EVENT_COLUMN_TYPES) == STORED_FIELDS, "events table and Event disagree"
+
+# Arrow types of the batch handed to DuckDB; columns not listed are strings.
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "site_id": pa.uint32(),
+    "ts": pa.timestamp("us"),
+    "received_at": pa.timestamp("us"),
+    "visitor_id": pa.uint64(),
+    "session_id": pa.uint64(),
+    "screen_width": pa.int32(),
+    "props": pa.map_(pa.string(), pa.string()),
+    "revenue_amount": pa.float64(),
+}
+_STORED_INDEXES = [i for i, f in enumerate(Event.__struct_fields__) if f in STORED_FIELDS]
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    "CREATE SEQUENCE IF NOT EXISTS site_ids START 1",
+    """CREATE TABLE IF NOT EXISTS sites (
+        id INTEGER PRIMARY KEY DEFAULT nextval('site_ids'),
+        domain VARCHAR NOT NULL UNIQUE,
+        timezone VARCHAR NOT NULL,
+        tracking_id VARCHAR NOT NULL UNIQUE,
+        created_at VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL UNIQUE,
+        secret_hash VARCHAR NOT NULL UNIQUE,
+        scopes VARCHAR[] NOT NULL,
+        site_ids INTEGER[],
+        created_at VARCHAR NOT NULL,
+        last_rotated_at VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS salts (day INTEGER PRIMARY KEY, salt BLOB NOT NULL)",
+    # Spool segments whose events are committed: replaying one after a crash is a no-op.
+    "CREATE TABLE IF NOT EXISTS spool_ledger (segment VARCHAR PRIMARY KEY, committed_at TIMESTAMP)",
+    "CREATE TABLE IF NOT EXISTS events ("
+    + ", ".join(f"{name} {typ}" for name, typ in EVENT_COLUMN_TYPES.items())
+    + ")",
+]
+
+_INSERT_SELECT = ", ".join(
+    "event_id::UUID" if f == "event_id" else f"revenue_amount::DECIMAL(18, 4)"
+    if f == "revenue_amount" else f
+    for f in STORED_FIELDS
+)
+
+
+def _open(path: Path, attempts: int) -> duckdb.DuckDBPyConnection:
+    last: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:  # another process holds the write lock
+            last = exc
+            time.sleep(min(0.05 * 2**attempt, 0.5))
+    raise StoreError(
+        f"cannot open {path}: another process is using it ({last}). "
+        "Is a footfall server running on this data directory with its control socket gone?"
+    )
+
+
+class DuckDBStore:
+    def __init__(self, path: Path, *, open_attempts: int = 20) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._con = _open(path, open_attempts)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        cur = self._cursor()
+        for stmt in _DDL:
+            cur.execute(stmt)
+        cur.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+            [str(SCHEMA_VERSION)],
+        )
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """One DuckDB connection per thread, all on the same database instance."""
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cur = cur
+        return cur
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def list_sites(self) -> list[Site]:
+        rows = self._cursor().execute(
+            "SELECT id, domain, timezone, tracking_id, created_at FROM sites ORDER BY id"
+        ).fetchall()
+        return [
+            Site(id=r[0], domain=r[1], timezone=r[2], tracking_id=r[3], created_at=r[4])
+            for r in rows
+        ]
+
+    def add_site(self, domain: str, timezone: str, tracking_id: str) -> Site:
+        created = _now_rfc3339()
+        try:
+            row = self._cursor().execute(
+                "INSERT INTO sites (domain, timezone, tracking_id, created_at) "
+                "VALUES (?, ?, ?, ?) RETURNING id",
+                [domain, timezone, tracking_id, created],
+            ).fetchone()
+        except duckdb.ConstraintException as exc:
+            raise StoreError(f"site {domain} already exists") from exc
+        assert row is not None
+        return Site(
+            id=row[0], domain=domain, timezone=timezone, tracking_id=tracking_id, created_at=created
+        )
+
+    def remove_site(self, site_id: int) -> int:
+        """Delete a site and every event of it; returns the number of events deleted."""
+        cur = self._cursor()
+        with self._write_lock:
+            cur.execute("BEGIN")
+            try:
+                row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
+                cur.execute("DELETE FROM events WHERE site_id = ?", [site_id])
+                cur.execute("DELETE FROM sites WHERE id = ?", [site_id])
+                cur.execute(
+                    "UPDATE tokens SET site_ids = list_filter(site_ids, lambda x: x != ?) "
+                    "WHERE site_ids IS NOT NULL",
+                    [site_id],
+                )
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+        return int(row[0]) if row else 0
+
+    def list_tokens(self) -> list[Token]:
+        rows = self._cursor().execute(
+            "SELECT id, name, secret_hash, scopes, site_ids, created_at, last_rotated_at "
+            "FROM tokens ORDER BY created_at, id"
+        ).fetchall()
+        return [
+            Token(
+                id=r[0],
+                name=r[1],
+                secret_hash=r[2],
+                scopes=tuple(r[3]),
+                site_ids=None if r[4] is None else tuple(r[4]),
+                created_at=r[5],
+                last_rotated_at=r[6],
+            )
+            for r in rows
+        ]
+
+    def add_token(self, token: Token) -> None:
+        try:
+            self._cursor().execute(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    token.id,
+                    token.name,
+                    token.secret_hash,
+                    list(token.scopes),
+                    None if token.site_ids is None else list(token.site_ids),
+                    token.created_at,
+                    token.last_rotated_at,
+                ],
+            )
+        except duckdb.ConstraintException as exc:
+            raise StoreError(f"a token named {token.name!r} already exists") from exc
+
+    def replace_token_secret(self, token_id: str, secret_hash: str, rotated_at: str) -> None:
+        self._cursor().execute(
+            "UPDATE tokens SET secret_hash = ?, last_rotated_at = ? WHERE id = ?",
+            [secret_hash, rotated_at, token_id],
+        )
+
+    def delete_token(self, token_id: str) -> None:
+        self._cursor().execute("DELETE FROM tokens WHERE id = ?", [token_id])
+
+    # -- salts ------------------------------------------------------------------------------
+
+    def load_salts(self) -> dict[int, bytes]:
+        rows = self._cursor().execute("SELECT day, salt FROM salts").fetchall()
+        return {int(d): bytes(s) for d, s in rows}
+
+    def save_salt(self, day: int, salt: bytes) -> None:
+        self._cursor().execute(
+            "INSERT INTO salts VALUES (?, ?) ON CONFLICT DO NOTHING", [day, salt]
+        )
+
+    def delete_salts_before(self, day: int) -> int:
+        row = self._cursor().execute(
+            "DELETE FROM salts WHERE day < ? RETURNING day", [day]
+        ).fetchall()
+        return len(row)
+
+    # -- the writer -------------------------------------------------------------------------
+
+    def committed_segments(self) -> set[str]:
+        return {r[0] for r in self._cursor().execute("SELECT segment FROM spool_ledger").fetchall()}
+
+    def forget_segments(self, names: list[str]) -> None:
+        if names:
+            self._cursor().execute(
+                "DELETE FROM spool_ledger WHERE list_contains(?, segment)", [names]
+            )
+
+    def session_spans(self, windows: list[VisitorWindow], gap_us: int) -> list[SessionSpan]:
+        """Implicit sessions (top bit clear) of the given visitors near the given windows."""
+        if not windows:
+            return []
+        keys = pa.table(
+            {
+                "site_id": pa.array([w.site_id for w in windows], pa.uint32()),
+                "visitor_id": pa.array([w.visitor_id for w in windows], pa.uint64()),
+                "lo": pa.array([w.lo_us - gap_us for w in windows], pa.timestamp("us")),
+                "hi": pa.array([w.hi_us + gap_us for w in windows], pa.timestamp("us")),
+            }
+        )
+        lo = min(w.lo_us for w in windows) - gap_us
+        hi = max(w.hi_us for w in windows) + gap_us
+        cur = self._cursor()
+        cur.register("session_keys", keys)
+        try:
+            rows = cur.execute(
+                """
+                WITH touched AS (
+                    SELECT DISTINCT e.site_id, e.visitor_id, e.session_id
+                    FROM events e JOIN session_keys k
+                      ON e.site_id = k.site_id AND e.visitor_id = k.visitor_id
+                     AND e.ts BETWEEN k.lo AND k.hi
+                    WHERE e.ts BETWEEN make_timestamp(?) AND make_timestamp(?)
+                      AND e.session_id < 9223372036854775808
+                )
+                SELECT e.site_id, e.visitor_id, e.session_id,
+                       epoch_us(min(e.ts)), epoch_us(max(e.ts))
+                FROM events e JOIN touched t
+                  ON e.site_id = t.site_id AND e.visitor_id = t.visitor_id
+                 AND e.session_id = t.session_id
+                GROUP BY ALL
+                """,
+                [lo, hi],
+            ).fetchall()
+        finally:
+            cur.unregister("session_keys")
+        return [SessionSpan(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
+
+    def commit_batch(
+        self, events: list[Event], merges: list[SessionMerge], segments: list[str]
+    ) -> None:
+        """Insert events, apply session merges and record the segments, atomically."""
+        table = _arrow_batch(events) if events else None
+        cur = self._cursor()
+        with self._write_lock:
+            cur.execute("BEGIN")
+            try:
+                if table is not None:
+                    cur.register("spool_batch", table)
+                    try:
+                        cur.execute(f"INSERT INTO events SELECT {_INSERT_SELECT} FROM spool_batch")
+                    finally:
+                        cur.unregister("spool_batch")
+                for m in merges:
+                    cur.execute(
+                        "UPDATE events SET session_id = ? WHERE site_id = ? AND session_id = ?",
+                        [m.new_session_id, m.site_id, m.old_session_id],
+                    )
+                if segments:
+                    cur.executemany(
+                        "INSERT INTO spool_ledger VALUES (?, now()) ON CONFLICT DO NOTHING",
+                        [[s] for s in segments],
+                    )
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def count_events(self, site_id: int | None = None) -> int:
+        if site_id is None:
+            row = self._cursor().execute("SELECT count(*) FROM events").fetchone()
+        else:
+            row = self._cursor().execute(
+                "SELECT count(*) FROM events WHERE site_id = ?", [site_id]
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def run_query(self, query: Query) -> QueryResult:
+        sql, params, columns = compile_query(query)
+        rows = self._cursor().execute(sql, params).fetchall()
+        return QueryResult(columns=columns, rows=[[_plain(v) for v in r] for r in rows])
+
+    def healthy(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        self._cursor().execute("SELECT 1").fetchone()
+        return {"engine": "duckdb", "path": str(self.path), "ping_ms": (time.perf_counter() - t0) * 1e3}
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _arrow_batch(events: list[Event]) -> pa.Table:
+    rows = [msgspec.structs.astuple(e) for e in events]
+    columns = list(zip(*rows, strict=True))
+    arrays = []
+    for index in _STORED_INDEXES:
+        name = Event.__struct_fields__[index]
+        values = columns[index]
+        if name == "props":
+            arrays.append(pa.array([list(p.items()) for p in values], _ARROW_TYPES[name]))
+        else:
+            arrays.append(pa.array(values, _ARROW_TYPES.get(name, pa.string())))
+    return pa.Table.from_arrays(arrays, names=list(STORED_FIELDS))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly cell values: dates as ISO strings, decimals as floats."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, int | float):
+        return float(value)
+    return value
+
+
+def _now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
