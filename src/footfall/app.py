@@ -151,6 +151,7 @@ def create_app(rt: Runtime) -> Litestar:
         ),
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         request_max_body_size=server_api.MAX_BATCH_BODY,
+        logging_config=None,  # footfall.log configures logging once for the process
         debug=False,
     )
     return app

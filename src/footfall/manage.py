@@ -23,7 +23,7 @@ from footfall.api import auth
 from footfall.enrich.urls import normalize_host
 from footfall.meta import Site, Token
 from footfall.query.compile import build_query, day_series
-from footfall.query.model import QueryError
+from footfall.query.model import Filter, QueryError
 from footfall.store.base import Store, StoreError
 
 
@@ -217,6 +217,7 @@ def stats(ctx: Context, site: str, date_from: str, date_to: str, limit: int = 10
         pages = ctx.store.run_query(
             build_query(
                 s, first, last, ["visitors", "pageviews"], ["event:page"],
+                filters=[Filter("is", "event:kind", ("pageview",))],
                 order_by=[("pageviews", "desc"), ("visitors", "desc")], limit=limit,
             )
         ).records()
