@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from footfall import control, manage
+from footfall.api.auth import SCOPES
 from footfall.config import Settings, cli_flag, describe, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Footfall: privacy-first web analytics.")
@@ -190,8 +191,11 @@ def _show_secret(record: dict[str, Any], as_json: bool) -> None:
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Option("--name", help="A name to recognise the token by.")],
-    scope: Annotated[list[str], typer.Option("--scope", help="site.manage_data, stats.read or sites.manage; repeat for more.")],
-    site: Annotated[Optional[list[str]], typer.Option("--site", help="A site it may touch; repeat for more; omit for all.")] = None,  # noqa: UP045
+    scope: Annotated[list[str], typer.Option("--scope", help=f"One of {', '.join(SCOPES)}; repeat for more.")],
+    site: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--site", help="A site it may touch; repeat for more; omit for all."),
+    ] = None,
     data_dir: DataDir = None,
     as_json: Json = False,
 ) -> None:

@@ -48,7 +48,7 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
     )
     document.setdefault("components", {}).setdefault("schemas", {}).update(components)
     error_ref = schemas[-1]
-    security = [{"bearer": []}, {"apiKey": []}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
     document["components"].setdefault("securitySchemes", {}).update(
         {
             "bearer": {"type": "http", "scheme": "bearer"},

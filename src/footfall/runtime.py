@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from footfall import manage
@@ -78,6 +77,7 @@ class Runtime:
                 "events_committed": self.writer.events_committed,
                 "torn_records_dropped": self.writer.torn_records_dropped,
                 "torn_segments": self.writer.torn_segments[-10:],
+                "undecodable_records": self.writer.undecodable_records,
                 "last_error": self.writer.last_error,
             },
         }

@@ -34,6 +34,7 @@ class Writer:
         self.events_committed = 0
         self.torn_records_dropped = 0
         self.torn_segments: list[str] = []
+        self.undecodable_records = 0
         self.last_error: str | None = None
         self.last_commit_at: float | None = None
         self._stop = threading.Event()
@@ -67,6 +68,19 @@ class Writer:
                 self.sessionizer.reset()
                 time.sleep(min(0.1 * 2**failures, 5.0))
 
+    def _decode(self, path: Path, records: list[bytes]) -> list[Event]:
+        """Decode a segment's records. A record with a valid checksum that still does not
+        decode (written by an incompatible version) is reported and skipped rather than
+        blocking every segment behind it forever."""
+        events = []
+        for record in records:
+            try:
+                events.append(EVENT_DECODER.decode(record))
+            except msgspec.DecodeError:
+                self.undecodable_records += 1
+                log.error("spool segment %s holds an undecodable record; skipped", path.name)
+        return events
+
     def drain_once(self, segments: list[Path]) -> int:
         """Load a batch of segments into the store; returns the events committed."""
         committed = self.store.committed_segments()
@@ -88,7 +102,7 @@ class Writer:
                     "spool segment %s ends in a torn record: %d bytes dropped, %d whole records kept",
                     path.name, read.torn_bytes, len(read.records),
                 )
-            events.extend(EVENT_DECODER.decode(r) for r in read.records)
+            events.extend(self._decode(path, read.records))
             batch.append(path)
         merges = self.sessionizer.assign(events)
         self.store.commit_batch(events, merges, [p.name for p in batch])

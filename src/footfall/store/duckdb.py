@@ -103,7 +103,7 @@ _DDL = [
 ]
 
 _INSERT_SELECT = ", ".join(
-    "event_id::UUID" if f == "event_id" else f"revenue_amount::DECIMAL(18, 4)"
+    "event_id::UUID" if f == "event_id" else "revenue_amount::DECIMAL(18, 4)"
     if f == "revenue_amount" else f
     for f in STORED_FIELDS
 )
