@@ -77,17 +77,25 @@ class Sessionizer:
                 near.sort(key=lambda s: s[0])
                 span = near[0]
                 for other in near[1:]:
-                    span[1] = max(span[1], other[1])
                     spans.remove(other)
                     remap[other[2]] = span[2]
-                    merges.append(SessionMerge(e.site_id, other[2], span[2]))
+                    merges.append(
+                        SessionMerge(e.site_id, e.visitor_id, other[2], span[2], other[0], other[1])
+                    )
+                    span[1] = max(span[1], other[1])
                 span[0] = min(span[0], e.ts)
                 span[1] = max(span[1], e.ts)
             e.session_id = span[2]
         if remap:
+            # A visit merged into one that was itself merged later ends in the last one.
+            def final(session_id: int) -> int:
+                while session_id in remap:
+                    session_id = remap[session_id]
+                return session_id
+
             for e in implicit:
-                while e.session_id in remap:
-                    e.session_id = remap[e.session_id]
+                e.session_id = final(e.session_id)
+            merges = [m._replace(new_session_id=final(m.new_session_id)) for m in merges]
         self._evict()
         return merges
 

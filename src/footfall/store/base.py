@@ -31,9 +31,14 @@ class VisitorWindow(NamedTuple):
 
 
 class SessionMerge(NamedTuple):
+    """Rows of `old_session_id` become `new_session_id`; all lie within [lo_us, hi_us]."""
+
     site_id: int
+    visitor_id: int
     old_session_id: int
     new_session_id: int
+    lo_us: int
+    hi_us: int
 
 
 class Store(Protocol):

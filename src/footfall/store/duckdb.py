@@ -317,14 +317,15 @@ class DuckDBStore:
                 if table is not None:
                     cur.register("spool_batch", table)
                     try:
-                        cur.execute(f"INSERT INTO events SELECT {_INSERT_SELECT} FROM spool_batch")
+                        # Events of a site removed while they waited in the spool are dropped.
+                        cur.execute(
+                            f"INSERT INTO events SELECT {_INSERT_SELECT} FROM spool_batch"
+                            " WHERE site_id IN (SELECT id FROM sites)"
+                        )
                     finally:
                         cur.unregister("spool_batch")
-                for m in merges:
-                    cur.execute(
-                        "UPDATE events SET session_id = ? WHERE site_id = ? AND session_id = ?",
-                        [m.new_session_id, m.site_id, m.old_session_id],
-                    )
+                if merges:
+                    self._apply_merges(cur, merges)
                 if segments:
                     cur.executemany(
                         "INSERT INTO spool_ledger VALUES (?, now()) ON CONFLICT DO NOTHING",
@@ -334,6 +335,34 @@ class DuckDBStore:
             except Exception:
                 cur.execute("ROLLBACK")
                 raise
+
+    @staticmethod
+    def _apply_merges(cur: duckdb.DuckDBPyConnection, merges: list[SessionMerge]) -> None:
+        """One UPDATE for all merges; the time bounds let DuckDB skip untouched row groups."""
+        table = pa.table(
+            {
+                "site_id": pa.array([m.site_id for m in merges], pa.uint32()),
+                "visitor_id": pa.array([m.visitor_id for m in merges], pa.uint64()),
+                "old_id": pa.array([m.old_session_id for m in merges], pa.uint64()),
+                "new_id": pa.array([m.new_session_id for m in merges], pa.uint64()),
+                "lo": pa.array([m.lo_us for m in merges], pa.timestamp("us")),
+                "hi": pa.array([m.hi_us for m in merges], pa.timestamp("us")),
+            }
+        )
+        lo, hi = min(m.lo_us for m in merges), max(m.hi_us for m in merges)
+        cur.register("session_merges", table)
+        try:
+            cur.execute(
+                """
+                UPDATE events SET session_id = m.new_id FROM session_merges m
+                WHERE events.site_id = m.site_id AND events.visitor_id = m.visitor_id
+                  AND events.session_id = m.old_id AND events.ts BETWEEN m.lo AND m.hi
+                  AND events.ts BETWEEN make_timestamp(?) AND make_timestamp(?)
+                """,
+                [lo, hi],
+            )
+        finally:
+            cur.unregister("session_merges")
 
     # -- reading ----------------------------------------------------------------------------
 
