@@ -77,6 +77,8 @@ def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
 
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 _AT = re.compile(r" - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])*)`")
+# msgspec writes a dict value's key as `[...]`; the dict itself is then the field to name.
+_DICT_KEY = re.compile(r"\[\.\.\.\]")
 
 
 def validation_field(error: msgspec.ValidationError, prefix: str = "") -> str | None:
@@ -85,7 +87,8 @@ def validation_field(error: msgspec.ValidationError, prefix: str = "") -> str | 
     path = ""
     at = _AT.search(text)
     if at:
-        path = re.sub(r"\[['\"]?([^'\"\]]*)['\"]?\]", r".\1", at.group(1)).lstrip(".")
+        path = _DICT_KEY.sub("", at.group(1))
+        path = re.sub(r"\[['\"]?([^'\"\]]*)['\"]?\]", r".\1", path).lstrip(".")
     missing = _MISSING.search(text)
     if missing:
         path = f"{path}.{missing.group(1)}" if path else missing.group(1)
@@ -104,6 +107,23 @@ def decode_json(body: bytes, type_: Any) -> Any:
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
+        # msgspec checks types while it parses, so a truncated or trailing-garbage body can
+        # fail on a field first; broken JSON is still a 400, so check the syntax on this path.
+        _check_syntax(body)
         raise IngestError(422, validation_message(exc), validation_field(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise IngestError(400, f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec raises it, not DecodeError, for bad bytes in a string
+        raise not_utf8() from None
+
+
+def not_utf8() -> IngestError:
+    return IngestError(400, "malformed JSON: a string is not valid UTF-8")
+
+
+def _check_syntax(body: bytes) -> None:
+    # Decoding to Raw checks the structure without judging values (1e400 is valid JSON).
+    try:
+        msgspec.json.decode(body, type=msgspec.Raw)
     except msgspec.DecodeError as exc:
         raise IngestError(400, f"malformed JSON: {exc}") from None

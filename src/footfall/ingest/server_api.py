@@ -23,6 +23,7 @@ from footfall.ingest.http import (
     IngestError,
     check_declared_length,
     decode_json,
+    not_utf8,
     require_json,
     validation_field,
     validation_message,
@@ -189,6 +190,8 @@ async def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> 
                 record = msgspec.json.decode(item, type=BatchRecord)
             except msgspec.ValidationError as exc:
                 raise IngestError(422, validation_message(exc), validation_field(exc)) from None
+            except UnicodeDecodeError:  # bad bytes inside this record only: reject just it
+                raise not_utf8() from None
             hit = to_hit(rt, record, record.type, token, received)
         except IngestError as exc:
             rejected.append({"index": index, "error": exc.message, "field": exc.field})

@@ -45,10 +45,15 @@ class Sessionizer:
         self.max_visitors = max_visitors
         # visitor -> its known visits as [start_us, end_us, session_id], least recent first
         self._spans: OrderedDict[VisitorKey, list[list[int]]] = OrderedDict()
+        # visitor -> [lo_us, hi_us]: the cache holds every visit an event in this window can
+        # touch. Visits stored before this writer started lie anywhere in time, so an event
+        # outside the window still needs the store (a late event, a restart, shuffled batches).
+        self._covered: dict[VisitorKey, tuple[int, int]] = {}
 
     def reset(self) -> None:
         """Forget cached visits (after a failed commit the cache may be ahead of the store)."""
         self._spans.clear()
+        self._covered.clear()
 
     def assign(self, events: list[Event]) -> list[SessionMerge]:
         implicit: list[Event] = []
@@ -100,26 +105,39 @@ class Sessionizer:
         return merges
 
     def _load_missing(self, implicit: list[Event]) -> None:
-        windows: dict[VisitorKey, list[int]] = {}
-        for e in implicit:
+        """Load from the store the visits near this batch that the cache does not cover."""
+        batch: dict[VisitorKey, tuple[int, int]] = {}
+        for e in implicit:  # sorted by time, so the first event is the earliest
             key = (e.site_id, e.visitor_id)
-            if key in self._spans:
+            lo = batch[key][0] if key in batch else e.ts
+            batch[key] = (lo, e.ts)
+        wanted: list[VisitorWindow] = []
+        for key, (lo, hi) in batch.items():
+            covered = self._covered.get(key)
+            if covered is None:
+                wanted.append(VisitorWindow(key[0], key[1], lo, hi))
                 continue
-            w = windows.get(key)
-            if w is None:
-                windows[key] = [e.ts, e.ts]
-            else:
-                w[1] = e.ts  # events are sorted by time
-        if not windows:
+            # Ask only for the uncovered parts; together with the covered window they cover
+            # the union, so the coverage stays one window per visitor.
+            if lo < covered[0]:
+                wanted.append(VisitorWindow(key[0], key[1], lo, covered[0]))
+            if hi > covered[1]:
+                wanted.append(VisitorWindow(key[0], key[1], covered[1], hi))
+        if not wanted:
             return
-        found: list[SessionSpan] = self.store.session_spans(
-            [VisitorWindow(k[0], k[1], lo, hi) for k, (lo, hi) in windows.items()], self.gap_us
-        )
-        for key in windows:
-            self._spans[key] = []
+        found: list[SessionSpan] = self.store.session_spans(wanted, self.gap_us)
+        for w in wanted:
+            key = (w.site_id, w.visitor_id)
+            self._spans.setdefault(key, [])
+            lo, hi = self._covered.get(key, (w.lo_us, w.hi_us))
+            self._covered[key] = (min(lo, w.lo_us), max(hi, w.hi_us))
         for s in found:
-            self._spans[(s.site_id, s.visitor_id)].append([s.start_us, s.end_us, s.session_id])
+            spans = self._spans[(s.site_id, s.visitor_id)]
+            # A visit already cached is the same visit: this writer committed every change to it.
+            if not any(known[2] == s.session_id for known in spans):
+                spans.append([s.start_us, s.end_us, s.session_id])
 
     def _evict(self) -> None:
         while len(self._spans) > self.max_visitors:
-            self._spans.popitem(last=False)
+            key, _ = self._spans.popitem(last=False)
+            self._covered.pop(key, None)

@@ -41,7 +41,19 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
 
     def start(self) -> None:
+        self._forget_stale_ledger()
         self._thread.start()
+
+    def _forget_stale_ledger(self) -> None:
+        """Drop ledger rows whose segment file is gone (a crash between deleting a segment and
+        forgetting it). The spool numbers new segments after the highest file left, so it may
+        reuse such a name, and a stale row would make that new segment look committed and be
+        deleted unread. Runs before anything is spooled, so every file present is in the list."""
+        present = {p.name for p in self.spool.closed_segments()}
+        stale = [name for name in self.store.committed_segments() if name not in present]
+        if stale:
+            log.info("forgetting %d spool ledger rows of segments already deleted", len(stale))
+            self.store.forget_segments(stale)
 
     def stop(self) -> None:
         """Stop after draining every closed segment (call after the spool is closed)."""
