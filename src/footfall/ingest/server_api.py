@@ -9,7 +9,6 @@ body; errors are `{"error": ..., "field": ...}` with the contract's status codes
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -21,6 +20,7 @@ from footfall.enrich import urls
 from footfall.event import Event
 from footfall.ingest.http import (
     IngestError,
+    canonical_ip,
     check_declared_length,
     decode_json,
     not_utf8,
@@ -113,10 +113,9 @@ def to_hit(rt: Runtime, record: ServerRecord, kind: str, token: Token, now_us: i
         raise IngestError(422, "timestamp is more than an hour in the future", "timestamp")
     if record.timestamp < EARLIEST:
         raise IngestError(422, "timestamp is before 1991", "timestamp")
-    try:
-        ip = ipaddress.ip_address(record.visitor_ip.strip())
-    except ValueError:
-        raise IngestError(422, "visitor_ip must be an IPv4 or IPv6 address", "visitor_ip") from None
+    ip = canonical_ip(record.visitor_ip)
+    if ip is None:
+        raise IngestError(422, "visitor_ip must be an IPv4 or IPv6 address", "visitor_ip")
     name = ""
     if kind == "event":
         name = (record.name or "").strip()
@@ -143,7 +142,7 @@ def to_hit(rt: Runtime, record: ServerRecord, kind: str, token: Token, now_us: i
         page=page,
         ts_us=ts_us,
         received_us=now_us,
-        ip=str(ip),
+        ip=ip,
         user_agent=record.user_agent,
         source_api=SOURCE_API,
         name=name,

@@ -72,7 +72,7 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.rotate_seconds = rotate_seconds
         self._cond = threading.Condition()
-        self._pending: list[tuple[bytes, Done]] = []
+        self._pending: list[tuple[bytes, Done, int]] = []
         self._closed: list[tuple[Path, float]] = []  # (segment, first write time), oldest first
         self._active: _Segment | None = None
         self._stopping = False
@@ -88,26 +88,22 @@ class Spool:
 
     # -- producers --------------------------------------------------------------------------
 
-    def submit(self, framed: bytes, done: Done) -> None:
-        """Queue framed records; `done` runs on the committer thread after they are fsync'd."""
+    def submit(self, framed: bytes, done: Done, count: int = 1) -> None:
+        """Queue `count` framed records; `done` runs on the committer thread once fsync'd."""
         with self._cond:
             if self._stopping:
                 raise RuntimeError("spool is closed")
-            self._pending.append((framed, done))
+            self._pending.append((framed, done, count))
             self._cond.notify()
 
-    async def append(self, framed: bytes) -> None:
+    async def append(self, framed: bytes, count: int = 1) -> None:
         """Return once the records are durable (the caller may then acknowledge them)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-
-        def done(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, error)
-
-        self.submit(framed, done)
+        self.submit(framed, _LoopWaiter(loop, future), count)
         await future
 
-    def append_sync(self, framed: bytes) -> None:
+    def append_sync(self, framed: bytes, count: int = 1) -> None:
         finished = threading.Event()
         failure: list[BaseException] = []
 
@@ -116,7 +112,7 @@ class Spool:
                 failure.append(error)
             finished.set()
 
-        self.submit(framed, done)
+        self.submit(framed, done, count)
         finished.wait()
         if failure:
             raise failure[0]
@@ -138,11 +134,11 @@ class Spool:
                     if not self._pending:
                         return
 
-    def _write_group(self, batch: list[tuple[bytes, Done]]) -> None:
+    def _write_group(self, batch: list[tuple[bytes, Done, int]]) -> None:
         error: BaseException | None = None
         try:
             seg = self._active or self._open_segment()
-            data = b"".join(chunk for chunk, _ in batch)
+            data = b"".join(chunk for chunk, _, _ in batch)
             view = memoryview(data)
             while view:
                 written = os.write(seg.fd, view)
@@ -150,12 +146,20 @@ class Spool:
             os.fsync(seg.fd)
             seg.size += len(data)
             self.fsyncs += 1
-            self.records_written += len(batch)
+            self.records_written += sum(count for _, _, count in batch)
         except BaseException as exc:  # the callers must hear of it, never a silent loss
             log.exception("spool write failed")
             error = exc
-        for _, done in batch:
-            done(error)
+        # Wake every waiting request of an event loop with one cross-thread call, not one
+        # per request: that hand-off was a large share of single-record ingest time.
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, done, _ in batch:
+            if isinstance(done, _LoopWaiter):
+                by_loop.setdefault(done.loop, []).append(done.future)
+            else:
+                done(error)
+        for loop, futures in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, futures, error)
 
     def _open_segment(self) -> _Segment:
         path = self.directory / f"{self._next_seq:016d}{SEGMENT_SUFFIX}"
@@ -221,13 +225,27 @@ class Spool:
         self._thread.join()
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+class _LoopWaiter:
+    """A request on an event loop waiting for its records to be fsync'd."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self.loop = loop
+        self.future = future
+
+    def __call__(self, error: BaseException | None) -> None:
+        self.loop.call_soon_threadsafe(_settle_all, [self.future], error)
+
+
+def _settle_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the request was cancelled (client went away)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _fsync_dir(directory: Path) -> None:
