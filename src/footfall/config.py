@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         description="A non-empty spool segment is closed after this long, bounding queryability lag.",
     )
     writer_batch_events: int = Field(
-        default=200_000, ge=1, description="Most events the writer loads into the store in one transaction."
+        default=50_000, ge=1, description="Most events the writer loads into the store in one transaction."
     )
     session_timeout_minutes: int = Field(
         default=30, ge=1, description="A visit ends after this long without activity."
