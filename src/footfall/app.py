@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
@@ -17,7 +16,8 @@ from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control
 from footfall.ingest import server_api
-from footfall.ingest.http import IngestError, check_declared_length, client_ip
+from footfall.ingest.asgi import FastIngest, IngestRoute, run_route
+from footfall.ingest.http import IngestError
 from footfall.openapi import patch_openapi
 from footfall.runtime import Runtime
 
@@ -34,64 +34,48 @@ def _error(exc: IngestError) -> Response[bytes]:
     return _json(exc.status, exc.body(), exc.headers)
 
 
-async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
-    """The request body, refusing with 413 as soon as it passes `limit` bytes."""
-    check_declared_length(request.headers, limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise IngestError(413, f"request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
+    """Every ingest route, once: path, body limit and the contract's work."""
+
+    async def pageview(headers: Mapping[str, str], body: bytes) -> bytes:
+        await server_api.ingest_one(rt, "pageview", headers, body)
+        return b""
+
+    async def event(headers: Mapping[str, str], body: bytes) -> bytes:
+        await server_api.ingest_one(rt, "event", headers, body)
+        return b""
+
+    async def batch(headers: Mapping[str, str], body: bytes) -> bytes:
+        return await server_api.ingest_batch(rt, headers, body)
+
+    return {
+        "/api/ingest/server/pageview": IngestRoute(server_api.MAX_BODY, pageview),
+        "/api/ingest/server/event": IngestRoute(server_api.MAX_BODY, event),
+        "/api/ingest/server/batch": IngestRoute(server_api.MAX_BATCH_BODY, batch),
+    }
 
 
-def rate_limit(rt: Runtime, request: Request[Any, Any, Any]) -> None:
-    if not rt.limiter.enabled:
-        return
-    peer = request.client.host if request.client else None
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), rt.settings.trusted_networks)
-    wait = rt.limiter.take(ip)
-    if wait > 0:
-        raise IngestError(
-            429, "rate limit exceeded; slow down", headers={"Retry-After": str(math.ceil(wait))}
-        )
+def create_app(rt: Runtime) -> FastIngest:
+    routes = ingest_routes(rt)
 
-
-def create_app(rt: Runtime) -> Litestar:
-    async def ingest(
-        request: Request[Any, Any, Any], limit: int, work: Callable[[bytes], Awaitable[bytes]]
-    ) -> Response[bytes]:
-        try:
-            rate_limit(rt, request)
-            body = await read_body(request, limit)
-            return _json(202, await work(body))
-        except IngestError as exc:
-            return _error(exc)
+    async def ingest(request: Request[Any, Any, Any]) -> Response[bytes]:
+        # Reached only if FastIngest is bypassed; these declarations document the routes.
+        peer = request.client.host if request.client else None
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        status, body, extra = await run_route(rt, routes[request.url.path], peer, headers, request.stream())
+        return _json(status, body, extra)
 
     @post("/api/ingest/server/pageview", status_code=202, operation_id="ingestServerPageview")
     async def server_pageview(request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(body: bytes) -> bytes:
-            await server_api.ingest_one(rt, "pageview", request.headers, body)
-            return b""
-
-        return await ingest(request, server_api.MAX_BODY, work)
+        return await ingest(request)
 
     @post("/api/ingest/server/event", status_code=202, operation_id="ingestServerEvent")
     async def server_event(request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(body: bytes) -> bytes:
-            await server_api.ingest_one(rt, "event", request.headers, body)
-            return b""
-
-        return await ingest(request, server_api.MAX_BODY, work)
+        return await ingest(request)
 
     @post("/api/ingest/server/batch", status_code=202, operation_id="ingestServerBatch")
     async def server_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
-        async def work(body: bytes) -> bytes:
-            return await server_api.ingest_batch(rt, request.headers, body)
-
-        return await ingest(request, server_api.MAX_BATCH_BODY, work)
+        return await ingest(request)
 
     @get("/healthz", operation_id="health")
     async def healthz() -> dict[str, Any]:
@@ -156,4 +140,4 @@ def create_app(rt: Runtime) -> Litestar:
         logging_config=None,  # footfall.log configures logging once for the process
         debug=False,
     )
-    return app
+    return FastIngest(rt, routes, app)

@@ -1,0 +1,94 @@
+"""The ingest routes as bare ASGI, in front of the Litestar app.
+
+DESIGN allows this when the framework costs more than a third against a bare handler: the
+ingest benchmark measured Litestar's routing, signature parsing and response machinery at
+more than half of single-record ingest time. Every other path, and the OpenAPI description
+of these routes, stays with Litestar.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple
+
+from footfall.ingest.http import IngestError, check_declared_length, client_ip
+from footfall.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+# Given the request headers (lower-case names) and body, return the 202 body or raise.
+IngestWork = Callable[[Mapping[str, str], bytes], Awaitable[bytes]]
+
+
+class IngestRoute(NamedTuple):
+    max_body: int
+    work: IngestWork
+
+
+def check_rate(rt: Runtime, peer: str | None, headers: Mapping[str, str]) -> None:
+    if not rt.limiter.enabled:
+        return
+    ip = client_ip(peer, headers.get("x-forwarded-for"), rt.settings.trusted_networks)
+    wait = rt.limiter.take(ip)
+    if wait > 0:
+        raise IngestError(429, "rate limit exceeded; slow down", headers={"Retry-After": str(math.ceil(wait))})
+
+
+async def run_route(
+    rt: Runtime, route: IngestRoute, peer: str | None, headers: Mapping[str, str], body_chunks: Any
+) -> tuple[int, bytes, dict[str, str]]:
+    """Rate limit, read the body within its limit, do the work: (status, body, headers)."""
+    try:
+        check_rate(rt, peer, headers)
+        check_declared_length(headers, route.max_body)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in body_chunks:
+            size += len(chunk)
+            if size > route.max_body:
+                raise IngestError(413, f"request body is larger than {route.max_body} bytes")
+            chunks.append(chunk)
+        return 202, await route.work(headers, b"".join(chunks)), {}
+    except IngestError as exc:
+        return exc.status, exc.body(), exc.headers
+
+
+class FastIngest:
+    def __init__(self, rt: Runtime, routes: dict[str, IngestRoute], app: ASGIApp) -> None:
+        self.rt = rt
+        self.routes = routes
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+
+        async def chunks() -> Any:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise IngestError(400, "client disconnected")
+                yield message.get("body", b"")
+                if not message.get("more_body"):
+                    return
+
+        try:
+            status, body, extra = await run_route(self.rt, route, client[0] if client else None, headers, chunks())
+        except Exception:  # a bug, not bad input: answer like every other path does
+            log.exception("ingest failed")
+            status, body, extra = 500, IngestError(500, "internal error").body(), {}
+        response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        response_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
