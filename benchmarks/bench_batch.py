@@ -143,15 +143,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="batch ingest end to end")
-    parser.add_argument("--runs", type=int, default=3)
-    add_args(parser)
-    args = parser.parse_args()
-    runs = []
-    for i in range(args.runs):
-        common.log(f"batch run {i + 1}/{args.runs}")
-        runs.append(run_once(args, seed=i + 1))
-    common.print_runs("batch ingest end to end", runs, [*KEYS, "e2e_seconds", "idle_rss_mb"])
+    common.run_main(
+        "batch ingest end to end",
+        lambda args, seed: run_once(args, seed=seed),
+        add_args,
+        [*KEYS, "e2e_seconds", "idle_rss_mb"],
+    )
 
 
 if __name__ == "__main__":

@@ -172,15 +172,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="queryability lag at a steady request rate")
-    parser.add_argument("--runs", type=int, default=3)
-    add_args(parser)
-    args = parser.parse_args()
-    runs = []
-    for i in range(args.runs):
-        common.log(f"lag run {i + 1}/{args.runs}")
-        runs.append(run_once(args, seed=i + 1))
-    common.print_runs("queryability lag", runs, [*KEYS, "late_sends", "poll_interval_ms"])
+    common.run_main(
+        "queryability lag",
+        lambda args, seed: run_once(args, seed=seed),
+        add_args,
+        [*KEYS, "late_sends", "poll_interval_ms"],
+    )
 
 
 if __name__ == "__main__":

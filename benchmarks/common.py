@@ -6,6 +6,7 @@ Everything here talks to the server the way an outside client would: HTTP on loo
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,3 +347,21 @@ def print_runs(title: str, runs: list[dict[str, Any]], keys: list[str]) -> dict[
         medians[k] = median(vals)
         print(f"{k:<{width}}  " + "  ".join(f"{fmt(v, 2):>12}" for v in vals) + f"  {fmt(medians[k], 2):>12}")
     return medians
+
+
+def run_main(
+    title: str,
+    run_once: Callable[[argparse.Namespace, int], dict[str, Any]],
+    add_args: Callable[[argparse.ArgumentParser], None],
+    keys: list[str],
+) -> None:
+    """Command-line entry of a single benchmark: --runs N rounds, then a table of medians."""
+    parser = argparse.ArgumentParser(description=title)
+    parser.add_argument("--runs", type=int, default=3)
+    add_args(parser)
+    args = parser.parse_args()
+    runs = []
+    for i in range(args.runs):
+        log(f"{title}: run {i + 1}/{args.runs}")
+        runs.append(run_once(args, i + 1))
+    print_runs(title, runs, keys)
