@@ -21,6 +21,7 @@ from footfall import log as logsetup
 from footfall.app import create_app
 from footfall.config import load_settings
 from footfall.runtime import Runtime
+from footfall.server import UVICORN_OPTIONS
 
 BARE_PATH = "/bare"
 _BARE_START = {
@@ -61,15 +62,7 @@ def main() -> None:
     logsetup.setup(settings.log_level, settings.log_path)
     rt = Runtime(settings)
     try:
-        uvicorn.run(  # the options of footfall.server.run_server
-            wrap(create_app(rt)),
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-        )
+        uvicorn.run(wrap(create_app(rt)), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
     finally:
         rt.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -15,6 +16,16 @@ from footfall.config import Settings
 from footfall.runtime import Runtime
 
 DEMO_DOMAIN = "example.com"
+
+UVICORN_OPTIONS: dict[str, Any] = {
+    "access_log": False,  # uvicorn's access log carries client addresses and query strings
+    "log_config": None,
+    "server_header": False,
+    # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; Footfall trusts only
+    # FOOTFALL_TRUSTED_PROXIES (see ingest.http.client_ip).
+    "proxy_headers": False,
+    "timeout_graceful_shutdown": 10,
+}
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +56,7 @@ def run_server(settings: Settings) -> None:
         console.print(f"  dashboard   {base}/")
         console.print(f"  API docs    {base}/api/openapi.json")
         console.print(f"  health      {base}/healthz  {base}/readyz")
-        uvicorn.run(
-            create_app(rt),
-            host=settings.host,
-            port=settings.port,
-            access_log=False,  # uvicorn's access log carries client addresses and query strings
-            log_config=None,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-        )
+        uvicorn.run(create_app(rt), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
     finally:
         rt.close()
         log.info("stopped; spool drained into the store")
