@@ -30,10 +30,6 @@ def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Re
     return Response(content=body, status_code=status, media_type="application/json", headers=headers)
 
 
-def _error(exc: IngestError) -> Response[bytes]:
-    return _json(exc.status, exc.body(), exc.headers)
-
-
 def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
     """Every ingest route, once: path, body limit and the contract's work."""
 

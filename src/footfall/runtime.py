@@ -57,9 +57,6 @@ class Runtime:
         """Make events durable; the caller may acknowledge them once this returns."""
         await self.spool.append(b"".join(frame(EVENT_ENCODER.encode(e)) for e in events), len(events))
 
-    def accept_sync(self, events: list[Event]) -> None:
-        self.spool.append_sync(b"".join(frame(EVENT_ENCODER.encode(e)) for e in events), len(events))
-
     def rotate_salts(self) -> None:
         self.salts.rotate(self.store)
 
