@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,10 @@ from typing import Any
 import duckdb
 import httpx
 
-from footfall.event import Event
-from footfall.ids import uuid7
+from footfall.event import Event, encode_event
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import Spool, frame
-from footfall.pipeline.writer import EVENT_ENCODER, Writer
+from footfall.pipeline.writer import Writer
 from footfall.store.duckdb import DuckDBStore
 from tests.conftest import Site
 
@@ -82,10 +82,10 @@ def site_id(data_dir: Path, domain: str = "example.com") -> int:
 
 def make_event(site: int, path: str, ts_us: int, visitor: int = 1) -> Event:
     return Event(
-        event_id=uuid7(ts_us // 1000), site_id=site, ts=ts_us, received_at=ts_us, kind="pageview",
+        event_id=str(uuid.uuid4()), site_id=site, ts=ts_us, received_at=ts_us, kind="pageview",
         name="pageview", hostname="example.com", pathname=path, referrer_host="", referrer_path="",
         source="", utm_source="", utm_medium="", utm_campaign="", utm_term="", utm_content="",
-        visitor_id=visitor, session_key=None, session_id=0, page_id=None, user_id=None, browser="",
+        visitor_id=visitor, session_key=None, page_id=None, user_id=None, browser="",
         browser_version="", os="", os_version="", device="", country="", region="", city="",
         language="", screen_width=None, props={}, revenue_amount=None, revenue_currency=None,
         source_api="server",
@@ -93,7 +93,7 @@ def make_event(site: int, path: str, ts_us: int, visitor: int = 1) -> Event:
 
 
 def segment_bytes(events: list[Event]) -> bytes:
-    return b"".join(frame(EVENT_ENCODER.encode(e)) for e in events)
+    return b"".join(frame(encode_event(e)) for e in events)
 
 
 def now_us() -> int:
@@ -273,7 +273,7 @@ def test_replayed_segment_with_its_ledger_row_is_not_loaded_twice(site: Site) ->
     # Put back what the crash would have left: the segment and its ledger row.
     (spool / name).write_bytes(data)
     store = DuckDBStore(server.data_dir / "footfall.duckdb")
-    store.commit_batch([], [], [name])
+    store.commit_staged([], [], [name])
     store.close()
 
     server.start()
@@ -291,7 +291,7 @@ def test_ledger_row_left_without_its_segment_does_not_swallow_new_events(site: S
     server = site.server
     server.stop()
     store = DuckDBStore(server.data_dir / "footfall.duckdb")
-    store.commit_batch([], [], [f"{seq:016d}.seg" for seq in range(1, 4)])
+    store.commit_staged([], [], [f"{seq:016d}.seg" for seq in range(1, 4)])
     store.close()
     assert not list((server.data_dir / "spool").glob("*.seg"))
 
@@ -327,7 +327,7 @@ def test_writer_drain_once_skips_a_segment_already_in_the_ledger(tmp_path: Path)
     assert drain() == 20
     assert store.count_events(sid) == 20 and not (spool_dir / name).exists()
     (spool_dir / name).write_bytes(data)
-    store.commit_batch([], [], [name])  # committed, not yet deleted: the crash window
+    store.commit_staged([], [], [name])  # committed, not yet deleted: the crash window
     assert drain() == 0
     assert store.count_events(sid) == 20
     assert not (spool_dir / name).exists() and store.committed_segments() == set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from footfall.event import Event
-from footfall.ids import uuid7
+from footfall.event import Event, encode_event
 from footfall.pipeline.sessions import EXPLICIT_BIT, Sessionizer
+from footfall.pipeline.writer import load_batch
 from footfall.store.duckdb import DuckDBStore
 
 MINUTE = 60_000_000
@@ -31,10 +32,10 @@ _domains = itertools.count()
 def event(site_id: int, minute: float, visitor: int = 1, session_key: str | None = None) -> Event:
     ts = T0 + int(minute * MINUTE)
     return Event(
-        event_id=uuid7(ts // 1000), site_id=site_id, ts=ts, received_at=ts, kind="pageview",
+        event_id=str(uuid.uuid4()), site_id=site_id, ts=ts, received_at=ts, kind="pageview",
         name="pageview", hostname="example.com", pathname=f"/m{minute}", referrer_host="",
         referrer_path="", source="", utm_source="", utm_medium="", utm_campaign="", utm_term="",
-        utm_content="", visitor_id=visitor, session_key=session_key, session_id=0, page_id=None,
+        utm_content="", visitor_id=visitor, session_key=session_key, page_id=None,
         user_id=None, browser="", browser_version="", os="", os_version="", device="", country="",
         region="", city="", language="", screen_width=None, props={}, revenue_amount=None,
         revenue_currency=None, source_api="test",
@@ -48,9 +49,8 @@ def new_site(store: DuckDBStore) -> int:
 
 
 def commit(store: DuckDBStore, sessionizer: Sessionizer, batch: list[Event]) -> None:
-    """What Writer.drain_once does with a batch: assign sessions, then one atomic commit."""
-    merges = sessionizer.assign(batch)
-    store.commit_batch(batch, merges, [])
+    """What Writer.drain_once does with a batch: stage, assign sessions, one atomic commit."""
+    assert load_batch(store, sessionizer, [encode_event(e) for e in batch], []) == len(batch)
 
 
 def stored_partition(store: DuckDBStore, site_id: int) -> Partition:
@@ -219,7 +219,6 @@ def run(store: DuckDBStore, events: list[Event], cuts: list[int], fresh: list[bo
     mine = [e.__copy__() for e in events]
     for e in mine:
         e.site_id = site
-        e.session_id = 0
     bounds = [0, *sorted(set(cuts)), len(mine)]
     sz = Sessionizer(store, GAP)
     for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):

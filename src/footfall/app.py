@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
@@ -16,8 +16,8 @@ from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control
 from footfall.ingest import server_api
-from footfall.ingest.asgi import FastIngest, IngestRoute, run_route
-from footfall.ingest.http import IngestError
+from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
+from footfall.ingest.http import Accepted, IngestError
 from footfall.openapi import patch_openapi
 from footfall.runtime import Runtime
 
@@ -33,16 +33,14 @@ def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Re
 def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
     """Every ingest route, once: path, body limit and the contract's work."""
 
-    async def pageview(headers: Mapping[str, str], body: bytes) -> bytes:
-        await server_api.ingest_one(rt, "pageview", headers, body)
-        return b""
+    def pageview(headers: Mapping[str, str], body: bytes) -> Accepted:
+        return server_api.ingest_one(rt, "pageview", headers, body)
 
-    async def event(headers: Mapping[str, str], body: bytes) -> bytes:
-        await server_api.ingest_one(rt, "event", headers, body)
-        return b""
+    def event(headers: Mapping[str, str], body: bytes) -> Accepted:
+        return server_api.ingest_one(rt, "event", headers, body)
 
-    async def batch(headers: Mapping[str, str], body: bytes) -> bytes:
-        return await server_api.ingest_batch(rt, headers, body)
+    def batch(headers: Mapping[str, str], body: bytes) -> Accepted:
+        return server_api.ingest_batch(rt, headers, body)
 
     return {
         "/api/ingest/server/pageview": IngestRoute(server_api.MAX_BODY, pageview),
@@ -58,7 +56,8 @@ def create_app(rt: Runtime) -> FastIngest:
         # Reached only if FastIngest is bypassed; these declarations document the routes.
         peer = request.client.host if request.client else None
         headers = {k.lower(): v for k, v in request.headers.items()}
-        status, body, extra = await run_route(rt, routes[request.url.path], peer, headers, request.stream())
+        receive = cast(Receive, request.receive)
+        status, body, extra = await run_route(rt, routes[request.url.path], peer, headers, receive)
         return _json(status, body, extra)
 
     @post("/api/ingest/server/pageview", status_code=202, operation_id="ingestServerPageview")

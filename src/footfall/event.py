@@ -1,7 +1,8 @@
 """`Event`: the one normalized record that flows from enrichment to the store.
 
-It holds derived fields only: no IP, no user agent, no query string. Its field order is the
-column order of the events table, so the store and the spool share this single definition.
+It holds derived fields only: no IP, no user agent, no query string. It is what the spool
+holds (one JSON object per record, see `encode_event`) and, with the writer's `session_id`
+in place of the caller's `session_key`, a row of the events table.
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ PAGEVIEW = "pageview"
 CUSTOM_EVENT = "event"
 
 
-class Event(msgspec.Struct, array_like=True, kw_only=True):
-    event_id: str  # UUIDv7, generated at ingest; the replay key
+# gc=False: an Event holds no cycles, and untracked structs keep the garbage collector's
+# passes over hundreds of thousands of live events off the ingest path.
+class Event(msgspec.Struct, kw_only=True, gc=False):
+    # A caller-derived id (e.g. the log importer's, from file content and line) or None: the
+    # store then assigns a UUIDv7 at insert, off the ingest path. Replays of a spool segment
+    # are made idempotent by the spool ledger, not by this id.
+    event_id: str | None
     site_id: int
     ts: int  # analytics time, microseconds since the Unix epoch, UTC
     received_at: int  # microseconds since the Unix epoch, UTC
@@ -30,11 +36,10 @@ class Event(msgspec.Struct, array_like=True, kw_only=True):
     utm_term: str
     utm_content: str
     visitor_id: int  # keyed 64-bit hash; see enrich.visitors
-    # Explicit session ids from the caller are kept here until the writer turns every record's
-    # session into the 64-bit `session_id` column (see pipeline.sessions).
+    # The caller's explicit session id; the writer turns every record's session into the
+    # 64-bit `session_id` column (see pipeline.sessions).
     session_key: str | None
-    session_id: int
-    page_id: str | None
+    page_id: str | None  # None for a pageview: the store assigns a UUIDv7
     user_id: str | None
     browser: str
     browser_version: str
@@ -53,5 +58,9 @@ class Event(msgspec.Struct, array_like=True, kw_only=True):
 
 
 EVENT_FIELDS: tuple[str, ...] = Event.__struct_fields__
-# Columns of the events table: everything but the caller's raw session key.
-STORED_FIELDS: tuple[str, ...] = tuple(f for f in EVENT_FIELDS if f != "session_key")
+# Columns of the events table: the caller's raw session key is replaced by the session id.
+STORED_FIELDS: tuple[str, ...] = tuple("session_id" if f == "session_key" else f for f in EVENT_FIELDS)
+
+# The spool's record format. JSON rather than msgpack so the store can parse a whole batch in
+# its own engine (DuckDB's json_transform) without building Python objects per event.
+encode_event = msgspec.json.Encoder().encode

@@ -7,6 +7,7 @@ are durable in the spool.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -17,11 +18,11 @@ from footfall.config import Settings
 from footfall.enrich.enricher import Enricher
 from footfall.enrich.sites import SiteRegistry
 from footfall.enrich.visitors import SaltRing
-from footfall.event import Event
+from footfall.event import Event, encode_event
 from footfall.ingest.ratelimit import TokenBuckets
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import Spool, frame
-from footfall.pipeline.writer import EVENT_ENCODER, Writer
+from footfall.pipeline.writer import Writer
 from footfall.store.duckdb import DuckDBStore
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ class Runtime:
         self.sites.replace(self.store.list_sites())
         self.tokens.replace(self.store.list_tokens())
 
-    async def accept(self, events: list[Event]) -> None:
-        """Make events durable; the caller may acknowledge them once this returns."""
-        await self.spool.append(b"".join(frame(EVENT_ENCODER.encode(e)) for e in events), len(events))
+    def accept(self, events: list[Event]) -> asyncio.Future[None]:
+        """Make events durable: the caller may acknowledge them once the future is done."""
+        return self.spool.append(b"".join([frame(encode_event(e)) for e in events]), len(events))
 
     def rotate_salts(self) -> None:
         self.salts.rotate(self.store)

@@ -46,25 +46,39 @@ def allows_site(token: Token, site_id: int) -> bool:
     return token.site_ids is None or site_id in token.site_ids
 
 
+# Secrets that authenticated recently, so a busy client's requests skip the hash. Only valid
+# secrets enter, so a flood of wrong ones cannot grow it; it is dropped whole when full.
+VERIFIED_CACHE_SIZE = 1024
+
+
 class TokenRegistry:
     """Tokens by secret hash, swapped whole when tokens change, so lookups take no lock."""
 
     def __init__(self, tokens: list[Token] | None = None) -> None:
         self._lock = threading.Lock()
         self._by_hash: dict[str, Token] = {}
+        self._verified: dict[str, Token] = {}
         self.replace(tokens or [])
 
     def replace(self, tokens: list[Token]) -> None:
         by_hash = {t.secret_hash: t for t in tokens}
         with self._lock:
-            self._by_hash = by_hash
+            # A rotated or revoked secret must fail at once: the cache goes with the old set.
+            self._by_hash, self._verified = by_hash, {}
 
     def authenticate(self, secret: str | None) -> Token | None:
         if not secret:
             return None
+        verified = self._verified
+        token = verified.get(secret)
+        if token is not None:
+            return token
         digest = hash_secret(secret)
         token = self._by_hash.get(digest)
         # The dict lookup already matched; compare again in constant time for good measure.
         if token is None or not hmac.compare_digest(token.secret_hash, digest):
             return None
+        if len(verified) >= VERIFIED_CACHE_SIZE:
+            verified.clear()
+        verified[secret] = token
         return token

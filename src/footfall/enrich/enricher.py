@@ -5,7 +5,6 @@ from __future__ import annotations
 from footfall.enrich import sources, urls
 from footfall.enrich.visitors import SaltRing
 from footfall.event import PAGEVIEW, Event
-from footfall.ids import uuid7
 from footfall.ingest.model import Hit
 
 MAX_PROP_VALUE = 2000
@@ -23,16 +22,13 @@ class Enricher:
 
     def enrich(self, hit: Hit) -> Event:
         page = hit.page
-        utm = dict(page.utm)
-        if hit.utm:
-            utm.update({k: v for k, v in hit.utm.items() if v})
+        utm = page.utm
+        if hit.utm:  # a contract's explicit campaign fields win over the URL's
+            utm = {**utm, **{k: v for k, v in hit.utm.items() if v}}
         ref_host, ref_path = urls.split_referrer(hit.referrer)
         utm_source = utm.get("utm_source", "")
-        page_id = hit.page_id
-        if page_id is None and hit.kind == PAGEVIEW:
-            page_id = uuid7(hit.ts_us // 1000)
         return Event(
-            event_id=uuid7(hit.received_us // 1000),
+            event_id=None,
             site_id=hit.site_id,
             ts=hit.ts_us,
             received_at=hit.received_us,
@@ -50,8 +46,7 @@ class Enricher:
             utm_content=utm.get("utm_content", ""),
             visitor_id=self.salts.visitor_id(hit.site_id, hit.ts_us, hit.ip, hit.user_agent),
             session_key=hit.session_id,
-            session_id=0,
-            page_id=page_id,
+            page_id=hit.page_id,
             user_id=hit.user_id,
             # User agent and geo parsing arrive with the full enrichment; until then the
             # agent is reduced to nothing rather than kept.

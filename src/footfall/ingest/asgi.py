@@ -13,7 +13,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
-from footfall.ingest.http import IngestError, check_declared_length, client_ip
+from footfall.ingest.http import Accepted, IngestError, check_declared_length, client_ip
 from footfall.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
-# Given the request headers (lower-case names) and body, return the 202 body or raise.
-IngestWork = Callable[[Mapping[str, str], bytes], Awaitable[bytes]]
+# Given the request headers (lower-case names) and body: validate, hand the events to the
+# spool, and return at once; the caller awaits durability. Raises IngestError.
+IngestWork = Callable[[Mapping[str, str], bytes], Accepted]
 
 
 class IngestRoute(NamedTuple):
@@ -41,21 +42,38 @@ def check_rate(rt: Runtime, peer: str | None, headers: Mapping[str, str]) -> Non
         raise IngestError(429, "rate limit exceeded; slow down", headers={"Retry-After": str(math.ceil(wait))})
 
 
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, at most `limit` bytes (413 past it)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise IngestError(400, "client disconnected")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise IngestError(413, f"request body is larger than {limit} bytes")
+        if not message.get("more_body") and not chunks:
+            return chunk  # the usual case: the whole body in one message
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
 async def run_route(
-    rt: Runtime, route: IngestRoute, peer: str | None, headers: Mapping[str, str], body_chunks: Any
+    rt: Runtime, route: IngestRoute, peer: str | None, headers: Mapping[str, str], receive: Receive
 ) -> tuple[int, bytes, dict[str, str]]:
-    """Rate limit, read the body within its limit, do the work: (status, body, headers)."""
+    """Rate limit, read the body within its limit, do the work and wait until what it
+    accepted is durable: (status, body, headers). One coroutine on purpose: every await
+    level costs a frame and a resumption per request on the hot path."""
     try:
         check_rate(rt, peer, headers)
         check_declared_length(headers, route.max_body)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in body_chunks:
-            size += len(chunk)
-            if size > route.max_body:
-                raise IngestError(413, f"request body is larger than {route.max_body} bytes")
-            chunks.append(chunk)
-        return 202, await route.work(headers, b"".join(chunks)), {}
+        accepted = route.work(headers, await read_body(receive, route.max_body))
+        if accepted.durable is not None:
+            await accepted.durable
+        return 202, accepted.body, {}
     except IngestError as exc:
         return exc.status, exc.body(), exc.headers
 
@@ -73,22 +91,13 @@ class FastIngest:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
-
-        async def chunks() -> Any:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise IngestError(400, "client disconnected")
-                yield message.get("body", b"")
-                if not message.get("more_body"):
-                    return
-
         try:
-            status, body, extra = await run_route(self.rt, route, client[0] if client else None, headers, chunks())
+            status, body, extra = await run_route(self.rt, route, client[0] if client else None, headers, receive)
         except Exception:  # a bug, not bad input: answer like every other path does
             log.exception("ingest failed")
             status, body, extra = 500, IngestError(500, "internal error").body(), {}
         response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        response_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        if extra:
+            response_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})

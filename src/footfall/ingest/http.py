@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -29,6 +30,14 @@ class IngestError(Exception):
 
     def body(self) -> bytes:
         return _ERROR_ENCODER.encode({"error": self.message, "field": self.field})
+
+
+class Accepted(NamedTuple):
+    """What a contract's work returns for a request it accepts: the spool's future for its
+    events (None when nothing is stored, e.g. DNT) and the success body."""
+
+    durable: asyncio.Future[None] | None
+    body: bytes
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]) -> str:

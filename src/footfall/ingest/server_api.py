@@ -19,6 +19,7 @@ from footfall.api import auth
 from footfall.enrich import urls
 from footfall.event import Event
 from footfall.ingest.http import (
+    Accepted,
     IngestError,
     canonical_ip,
     check_declared_length,
@@ -159,19 +160,18 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-async def ingest_one(rt: Runtime, kind: str, headers: Mapping[str, str], body: bytes) -> None:
-    """Single-record endpoints. Returns after the event is durable; raises IngestError."""
+def ingest_one(rt: Runtime, kind: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+    """Single-record endpoints: raises IngestError, or hands the event to the spool."""
     token = authorize(rt, headers)
     require_json(headers)
     if len(body) > MAX_BODY:
         raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
     record = decode_json(body, ServerRecord)
     hit = to_hit(rt, record, kind, token, now_us())
-    if hit is not None:
-        await rt.accept([rt.enricher.enrich(hit)])
+    return Accepted(None if hit is None else rt.accept([rt.enricher.enrich(hit)]), b"")
 
 
-async def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> bytes:
+def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Accepted:
     token = authorize(rt, headers)
     require_json(headers)
     if len(body) > MAX_BATCH_BODY:
@@ -197,9 +197,10 @@ async def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> 
             continue
         if hit is not None:
             events.append(rt.enricher.enrich(hit))
-    if events:
-        await rt.accept(events)
-    return _batch_encoder.encode(BatchResult(accepted=len(items) - len(rejected), rejected=rejected))
+    return Accepted(
+        rt.accept(events) if events else None,
+        _batch_encoder.encode(BatchResult(accepted=len(items) - len(rejected), rejected=rejected)),
+    )
 
 
 __all__ = ["MAX_BATCH_BODY", "MAX_BODY", "check_declared_length", "ingest_batch", "ingest_one"]

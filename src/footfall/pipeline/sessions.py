@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from hashlib import blake2b
 
-from footfall.event import Event
-from footfall.store.base import SessionMerge, SessionSpan, Store, VisitorWindow
+from footfall.store.base import SessionKeys, SessionMerge, SessionSpan, Store, VisitorWindow
 
 EXPLICIT_BIT = 1 << 63
 _LOW_BITS = EXPLICIT_BIT - 1
@@ -37,7 +36,7 @@ VisitorKey = tuple[int, int]  # (site_id, visitor_id)
 
 
 class Sessionizer:
-    """Assigns `session_id` to events; remembers recent visits, asks the store for the rest."""
+    """Assigns session ids to a batch; remembers recent visits, asks the store for the rest."""
 
     def __init__(self, store: Store, gap_us: int, max_visitors: int = 200_000) -> None:
         self.store = store
@@ -55,42 +54,46 @@ class Sessionizer:
         self._spans.clear()
         self._covered.clear()
 
-    def assign(self, events: list[Event]) -> list[SessionMerge]:
-        implicit: list[Event] = []
-        for e in events:
-            if e.session_key is not None:
-                e.session_id = explicit_session_id(e.site_id, e.session_key)
+    def assign(self, batch: SessionKeys) -> tuple[list[int], list[SessionMerge]]:
+        """Session ids for the batch, in batch order, and the stored visits to merge."""
+        sites, visitors, times, keys = batch
+        ids = [0] * len(times)
+        implicit: list[int] = []
+        for i, key in enumerate(keys):
+            if key is None:
+                implicit.append(i)
             else:
-                implicit.append(e)
+                ids[i] = explicit_session_id(sites[i], key)
         if not implicit:
-            return []
-        implicit.sort(key=lambda e: e.ts)
-        self._load_missing(implicit)
+            return ids, []
+        implicit.sort(key=times.__getitem__)
+        touched = self._load_missing([(sites[i], visitors[i], times[i]) for i in implicit])
 
         gap = self.gap_us
+        all_spans = self._spans
         remap: dict[int, int] = {}
         merges: list[SessionMerge] = []
-        for e in implicit:
-            key = (e.site_id, e.visitor_id)
-            spans = self._spans[key]
-            self._spans.move_to_end(key)
-            near = [s for s in spans if s[0] - gap < e.ts < s[1] + gap]
+        for i in implicit:
+            site, visitor, ts = sites[i], visitors[i], times[i]
+            spans = all_spans[(site, visitor)]
+            near = [s for s in spans if s[0] - gap < ts < s[1] + gap]
             if not near:
-                span = [e.ts, e.ts, implicit_session_id(e.site_id, e.visitor_id, e.ts)]
+                span = [ts, ts, implicit_session_id(site, visitor, ts)]
                 spans.append(span)
             else:
-                near.sort(key=lambda s: s[0])
+                if len(near) > 1:
+                    near.sort(key=lambda s: s[0])
                 span = near[0]
                 for other in near[1:]:
                     spans.remove(other)
                     remap[other[2]] = span[2]
-                    merges.append(
-                        SessionMerge(e.site_id, e.visitor_id, other[2], span[2], other[0], other[1])
-                    )
+                    merges.append(SessionMerge(site, visitor, other[2], span[2], other[0], other[1]))
                     span[1] = max(span[1], other[1])
-                span[0] = min(span[0], e.ts)
-                span[1] = max(span[1], e.ts)
-            e.session_id = span[2]
+                if ts < span[0]:
+                    span[0] = ts
+                elif ts > span[1]:
+                    span[1] = ts
+            ids[i] = span[2]
         if remap:
             # A visit merged into one that was itself merged later ends in the last one.
             def final(session_id: int) -> int:
@@ -98,19 +101,23 @@ class Sessionizer:
                     session_id = remap[session_id]
                 return session_id
 
-            for e in implicit:
-                e.session_id = final(e.session_id)
+            for i in implicit:
+                ids[i] = final(ids[i])
             merges = [m._replace(new_session_id=final(m.new_session_id)) for m in merges]
+        for visitor_key in touched:  # recency once per visitor and batch, not once per event
+            all_spans.move_to_end(visitor_key)
         self._evict()
-        return merges
+        return ids, merges
 
-    def _load_missing(self, implicit: list[Event]) -> None:
-        """Load from the store the visits near this batch that the cache does not cover."""
+    def _load_missing(self, implicit: list[tuple[int, int, int]]) -> dict[VisitorKey, tuple[int, int]]:
+        """Load from the store the visits near this batch that the cache does not cover.
+
+        `implicit` is (site, visitor, ts) sorted by time; returns each visitor's time window."""
         batch: dict[VisitorKey, tuple[int, int]] = {}
-        for e in implicit:  # sorted by time, so the first event is the earliest
-            key = (e.site_id, e.visitor_id)
-            lo = batch[key][0] if key in batch else e.ts
-            batch[key] = (lo, e.ts)
+        for site, visitor, ts in implicit:  # sorted by time, so the first event is the earliest
+            key = (site, visitor)
+            known = batch.get(key)
+            batch[key] = (ts, ts) if known is None else (known[0], ts)
         wanted: list[VisitorWindow] = []
         for key, (lo, hi) in batch.items():
             covered = self._covered.get(key)
@@ -124,7 +131,7 @@ class Sessionizer:
             if hi > covered[1]:
                 wanted.append(VisitorWindow(key[0], key[1], covered[1], hi))
         if not wanted:
-            return
+            return batch
         found: list[SessionSpan] = self.store.session_spans(wanted, self.gap_us)
         for w in wanted:
             key = (w.site_id, w.visitor_id)
@@ -136,6 +143,7 @@ class Sessionizer:
             # A visit already cached is the same visit: this writer committed every change to it.
             if not any(known[2] == s.session_id for known in spans):
                 spans.append([s.start_us, s.end_us, s.session_id])
+        return batch
 
     def _evict(self) -> None:
         while len(self._spans) > self.max_visitors:

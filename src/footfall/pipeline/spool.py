@@ -5,9 +5,10 @@ payload (a msgpack `Event`). Records are only appended, so damage can only be a 
 `read_segment` detects, reports and drops.
 
 Group commit: producers hand framed bytes to one committer thread; everything that arrives
-while it waits on an fsync goes out in the next write and shares the next fsync. The
-committer also closes the active segment when it is large or old enough, handing it to the
-writer; segments found at start-up (including one that was active at a crash) are closed.
+while it waits on an fsync goes out in the next write and shares the next fsync. Requests on
+the event loop are handed over one group per pass of the loop (see `Spool.append`). A
+segment is closed, and handed to the writer, when it is large enough or (by the committer)
+old enough; segments found at start-up (including one that was active at a crash) are closed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -65,16 +66,28 @@ class _Segment:
     first_write: float  # wall time of the first record, for the writer-lag figure
 
 
+@dataclass
+class _LoopGroup:
+    """Records appended on an event loop during one pass of its ready callbacks."""
+
+    chunks: list[bytes] = field(default_factory=list)
+    futures: list[asyncio.Future[None]] = field(default_factory=list)
+    count: int = 0
+
+
 class Spool:
     def __init__(self, directory: Path, segment_bytes: int, rotate_seconds: float) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self.rotate_seconds = rotate_seconds
+        # Guards the active segment and the counters (the committer writes, readers look).
+        self._io_lock = threading.Lock()
         self._cond = threading.Condition()
         self._pending: list[tuple[bytes, Done, int]] = []
         self._closed: list[tuple[Path, float]] = []  # (segment, first write time), oldest first
         self._active: _Segment | None = None
+        self._loop_group: _LoopGroup | None = None
         self._stopping = False
         self.records_written = 0
         self.fsyncs = 0
@@ -88,6 +101,39 @@ class Spool:
 
     # -- producers --------------------------------------------------------------------------
 
+    def append(self, framed: bytes, count: int = 1) -> asyncio.Future[None]:
+        """A future, on the running loop, that is done once the records are durable (the
+        caller may then acknowledge them).
+
+        Records appended while the event loop runs one pass of its ready callbacks travel to
+        the committer together, and come back as one cross-thread wake-up: handing each
+        request over on its own (a lock, a notify and a wake-up apiece) cost more than the
+        request's own work."""
+        loop = asyncio.get_running_loop()
+        group = self._loop_group
+        if group is None:
+            group = self._loop_group = _LoopGroup()
+            loop.call_soon(self._submit_loop_group, loop)
+        future: asyncio.Future[None] = loop.create_future()
+        group.chunks.append(framed)
+        group.futures.append(future)
+        group.count += count
+        return future
+
+    def _submit_loop_group(self, loop: asyncio.AbstractEventLoop) -> None:
+        group, self._loop_group = self._loop_group, None
+        if group is None:
+            return
+        futures = group.futures
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle_all, futures, error)
+
+        try:
+            self.submit(b"".join(group.chunks), done, group.count)
+        except RuntimeError as exc:  # closed
+            _settle_all(futures, exc)
+
     def submit(self, framed: bytes, done: Done, count: int = 1) -> None:
         """Queue `count` framed records; `done` runs on the committer thread once fsync'd."""
         with self._cond:
@@ -95,13 +141,6 @@ class Spool:
                 raise RuntimeError("spool is closed")
             self._pending.append((framed, done, count))
             self._cond.notify()
-
-    async def append(self, framed: bytes, count: int = 1) -> None:
-        """Return once the records are durable (the caller may then acknowledge them)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self.submit(framed, _LoopWaiter(loop, future), count)
-        await future
 
     def append_sync(self, framed: bytes, count: int = 1) -> None:
         finished = threading.Event()
@@ -117,9 +156,25 @@ class Spool:
         if failure:
             raise failure[0]
 
-    # -- the committer ----------------------------------------------------------------------
+    # -- writing ----------------------------------------------------------------------------
+
+    def _write(self, data: bytes, count: int) -> None:
+        """Append and fsync, opening a segment when none is active."""
+        with self._io_lock:
+            seg = self._active or self._open_segment()
+            view = memoryview(data)
+            while view:
+                written = os.write(seg.fd, view)
+                view = view[written:]
+            os.fsync(seg.fd)
+            seg.size += len(data)
+            self.fsyncs += 1
+            self.records_written += count
+            if seg.size >= self.segment_bytes:
+                self._close_active()
 
     def _commit_loop(self) -> None:
+        """Write what is submitted, and close the active segment when it is old."""
         while True:
             with self._cond:
                 if not self._pending and not self._stopping:
@@ -137,29 +192,12 @@ class Spool:
     def _write_group(self, batch: list[tuple[bytes, Done, int]]) -> None:
         error: BaseException | None = None
         try:
-            seg = self._active or self._open_segment()
-            data = b"".join(chunk for chunk, _, _ in batch)
-            view = memoryview(data)
-            while view:
-                written = os.write(seg.fd, view)
-                view = view[written:]
-            os.fsync(seg.fd)
-            seg.size += len(data)
-            self.fsyncs += 1
-            self.records_written += sum(count for _, _, count in batch)
+            self._write(b"".join(chunk for chunk, _, _ in batch), sum(count for _, _, count in batch))
         except BaseException as exc:  # the callers must hear of it, never a silent loss
             log.exception("spool write failed")
             error = exc
-        # Wake every waiting request of an event loop with one cross-thread call, not one
-        # per request: that hand-off was a large share of single-record ingest time.
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, done, _ in batch:
-            if isinstance(done, _LoopWaiter):
-                by_loop.setdefault(done.loop, []).append(done.future)
-            else:
-                done(error)
-        for loop, futures in by_loop.items():
-            loop.call_soon_threadsafe(_settle_all, futures, error)
+            done(error)
 
     def _open_segment(self) -> _Segment:
         path = self.directory / f"{self._next_seq:016d}{SEGMENT_SUFFIX}"
@@ -170,19 +208,20 @@ class Spool:
         return self._active
 
     def _rotate_if_due(self, force: bool = False) -> None:
+        with self._io_lock:
+            seg = self._active
+            if seg is not None and (force or (seg.size and time.time() - seg.first_write >= self.rotate_seconds)):
+                self._close_active()
+
+    def _close_active(self) -> None:
+        """Hand the active segment to the writer (with `_io_lock` held)."""
         seg = self._active
-        if seg is None:
-            return
-        if (
-            force
-            or seg.size >= self.segment_bytes
-            or (seg.size and time.time() - seg.first_write >= self.rotate_seconds)
-        ):
-            os.close(seg.fd)
-            self._active = None
-            with self._segments_changed:
-                self._closed.append((seg.path, seg.first_write))
-                self._segments_changed.notify_all()
+        assert seg is not None
+        os.close(seg.fd)
+        self._active = None
+        with self._segments_changed:
+            self._closed.append((seg.path, seg.first_write))
+            self._segments_changed.notify_all()
 
     # -- the consumer -----------------------------------------------------------------------
 
@@ -223,19 +262,6 @@ class Spool:
             self._stopping = True
             self._cond.notify()
         self._thread.join()
-
-
-class _LoopWaiter:
-    """A request on an event loop waiting for its records to be fsync'd."""
-
-    __slots__ = ("future", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
-        self.loop = loop
-        self.future = future
-
-    def __call__(self, error: BaseException | None) -> None:
-        self.loop.call_soon_threadsafe(_settle_all, [self.future], error)
 
 
 def _settle_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:

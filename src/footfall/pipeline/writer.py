@@ -12,17 +12,21 @@ import threading
 import time
 from pathlib import Path
 
-import msgspec
-
-from footfall.event import Event
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import Spool, read_segment
 from footfall.store.base import Store
 
 log = logging.getLogger(__name__)
 
-EVENT_DECODER = msgspec.msgpack.Decoder(Event)
-EVENT_ENCODER = msgspec.msgpack.Encoder()
+
+def load_batch(store: Store, sessionizer: Sessionizer, payloads: list[bytes], segments: list[str]) -> int:
+    """Spooled events into the store in one transaction: stage them, assign their sessions,
+    commit them with the session merges and the segments' ledger rows. Returns the number
+    staged; the rest of `payloads` did not parse as events."""
+    keys = store.stage_batch(payloads)
+    session_ids, merges = sessionizer.assign(keys)
+    store.commit_staged(session_ids, merges, segments)
+    return len(session_ids)
 
 
 class Writer:
@@ -80,19 +84,6 @@ class Writer:
                 self.sessionizer.reset()
                 time.sleep(min(0.1 * 2**failures, 5.0))
 
-    def _decode(self, path: Path, records: list[bytes]) -> list[Event]:
-        """Decode a segment's records. A record with a valid checksum that still does not
-        decode (written by an incompatible version) is reported and skipped rather than
-        blocking every segment behind it forever."""
-        events = []
-        for record in records:
-            try:
-                events.append(EVENT_DECODER.decode(record))
-            except msgspec.DecodeError:
-                self.undecodable_records += 1
-                log.error("spool segment %s holds an undecodable record; skipped", path.name)
-        return events
-
     def drain_once(self, segments: list[Path]) -> int:
         """Load a batch of segments into the store; returns the events committed."""
         committed = self.store.committed_segments()
@@ -102,9 +93,9 @@ class Writer:
             self.store.forget_segments([p.name for p in already])
             return 0
         batch: list[Path] = []
-        events: list[Event] = []
+        payloads: list[bytes] = []
         for path in segments:
-            if batch and len(events) >= self.batch_events:
+            if batch and len(payloads) >= self.batch_events:
                 break
             read = read_segment(path)
             if read.torn_bytes:
@@ -114,12 +105,16 @@ class Writer:
                     "spool segment %s ends in a torn record: %d bytes dropped, %d whole records kept",
                     path.name, read.torn_bytes, len(read.records),
                 )
-            events.extend(self._decode(path, read.records))
+            payloads.extend(read.records)
             batch.append(path)
-        merges = self.sessionizer.assign(events)
-        self.store.commit_batch(events, merges, [p.name for p in batch])
+        loaded = load_batch(self.store, self.sessionizer, payloads, [p.name for p in batch])
+        if rejected := len(payloads) - loaded:
+            # Whole records (their checksums match) that this version cannot read, e.g. written
+            # by an incompatible one: reported and skipped, never blocking the segments behind.
+            self.undecodable_records += rejected
+            log.error("spool segments %s hold %d undecodable records; skipped", batch[0].name, rejected)
         self.spool.remove(batch)
         self.store.forget_segments([p.name for p in batch])
-        self.events_committed += len(events)
+        self.events_committed += loaded
         self.last_commit_at = time.time()
-        return len(events)
+        return loaded

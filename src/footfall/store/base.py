@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol
 
-from footfall.event import Event
 from footfall.meta import Site, Token
 from footfall.query.model import Query, QueryResult
 
 
 class StoreError(Exception):
     """A store operation was refused (lock held by another process, constraint, ...)."""
+
+
+class SessionKeys(NamedTuple):
+    """The columns of a staged batch that sessions depend on, in staging order."""
+
+    site_id: list[int]
+    visitor_id: list[int]
+    ts: list[int]
+    session_key: list[str | None]
 
 
 class SessionSpan(NamedTuple):
@@ -58,8 +66,9 @@ class Store(Protocol):
     def committed_segments(self) -> set[str]: ...
     def forget_segments(self, names: list[str]) -> None: ...
     def session_spans(self, windows: list[VisitorWindow], gap_us: int) -> list[SessionSpan]: ...
-    def commit_batch(
-        self, events: list[Event], merges: list[SessionMerge], segments: list[str]
+    def stage_batch(self, payloads: list[bytes]) -> SessionKeys: ...
+    def commit_staged(
+        self, session_ids: list[int], merges: list[SessionMerge], segments: list[str]
     ) -> None: ...
     # reading
     def count_events(self, site_id: int | None = None) -> int: ...

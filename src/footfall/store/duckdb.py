@@ -15,20 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import msgspec
 import pyarrow as pa
 
-from footfall.event import STORED_FIELDS, Event
+from footfall.event import EVENT_FIELDS, STORED_FIELDS
 from footfall.meta import Site, Token
 from footfall.query.model import Query, QueryResult
-from footfall.store.base import SessionMerge, SessionSpan, StoreError, VisitorWindow
+from footfall.store.base import SessionKeys, SessionMerge, SessionSpan, StoreError, VisitorWindow
 from footfall.store.sql import compile_query
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-# Column types of the events table, in `Event` field order (one definition, see event.py).
+# Column types of the events table, in `STORED_FIELDS` order (one definition, see event.py).
 EVENT_COLUMN_TYPES: dict[str, str] = {
     "event_id": "UUID NOT NULL",
     "site_id": "UINTEGER NOT NULL",
@@ -65,20 +64,41 @@ EVENT_COLUMN_TYPES: dict[str, str] = {
     "revenue_currency": "VARCHAR",
     "source_api": "VARCHAR NOT NULL",
 }
-assert tuple(EVENT_COLUMN_TYPES) == STORED_FIELDS, "events table and Event disagree"
+assert tuple(EVENT_COLUMN_TYPES) == STORED_FIELDS, "events table and event.STORED_FIELDS disagree"
 
-# Arrow types of the batch handed to DuckDB; columns not listed are strings.
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "site_id": pa.uint32(),
-    "ts": pa.timestamp("us"),
-    "received_at": pa.timestamp("us"),
-    "visitor_id": pa.uint64(),
-    "session_id": pa.uint64(),
-    "screen_width": pa.int32(),
-    "props": pa.map_(pa.string(), pa.string()),
-    "revenue_amount": pa.float64(),
+# How a spooled event's JSON fields are read into the staging table: column types without
+# constraints, except the times (integer microseconds in the spool) and the caller's key.
+_STAGED_TYPES: dict[str, str] = {
+    **{f: EVENT_COLUMN_TYPES[f].replace(" NOT NULL", "") for f in STORED_FIELDS if f != "session_id"},
+    "event_id": "VARCHAR",
+    "ts": "BIGINT",
+    "received_at": "BIGINT",
+    "session_key": "VARCHAR",
+    "revenue_amount": "DOUBLE",
 }
-_STORED_INDEXES = [i for i, f in enumerate(Event.__struct_fields__) if f in STORED_FIELDS]
+assert set(_STAGED_TYPES) == set(EVENT_FIELDS), "staging and Event disagree"
+_STAGED_STRUCT = "{" + ", ".join(f'"{f}": "{t}"' for f, t in _STAGED_TYPES.items()) + "}"
+# A record missing one of these is not an event this version wrote: counted, not loaded.
+_REQUIRED = ("site_id", "ts", "received_at", "kind", "visitor_id")
+
+# The insert from staging: what the ingest path left out is made here, in the engine.
+_INSERT_EXPRESSIONS: dict[str, str] = {
+    "event_id": "coalesce(s.event_id::UUID, uuidv7())",
+    "ts": "make_timestamp(s.ts)",
+    "received_at": "make_timestamp(s.received_at)",
+    "session_id": "x.session_id",
+    "page_id": "coalesce(s.page_id, CASE WHEN s.kind = 'pageview' THEN uuidv7()::VARCHAR END)",
+    "props": "coalesce(s.props, MAP {})",
+    "revenue_amount": "s.revenue_amount::DECIMAL(18, 4)",
+}
+_INSERT_SELECT = ", ".join(_INSERT_EXPRESSIONS.get(f, f"s.{f}") for f in STORED_FIELDS)
+
+# Spooled JSON to the staging table; `i` numbers the rows for the session ids to join on.
+_STAGE = (
+    "CREATE OR REPLACE TEMP TABLE staged AS SELECT row_number() OVER () - 1 AS i, s.* FROM ("
+    f"SELECT unnest(json_transform(payload, '{_STAGED_STRUCT}')) FROM {{source}}) s WHERE "
+    + " AND ".join(f"s.{f} IS NOT NULL" for f in _REQUIRED)
+)
 
 _DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
@@ -104,12 +124,6 @@ _DDL = [
     + ", ".join(f"{name} {typ}" for name, typ in EVENT_COLUMN_TYPES.items())
     + ")",
 ]
-
-_INSERT_SELECT = ", ".join(
-    "event_id::UUID" if f == "event_id" else "revenue_amount::DECIMAL(18, 4)"
-    if f == "revenue_amount" else f
-    for f in STORED_FIELDS
-)
 
 
 def _open(path: Path, attempts: int) -> duckdb.DuckDBPyConnection:
@@ -308,25 +322,52 @@ class DuckDBStore:
             cur.unregister("session_keys")
         return [SessionSpan(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
 
-    def commit_batch(
-        self, events: list[Event], merges: list[SessionMerge], segments: list[str]
+    def stage_batch(self, payloads: list[bytes]) -> SessionKeys:
+        """Parse spooled events (JSON, see event.encode_event) into the staging table.
+
+        DuckDB parses the whole batch in its own engine, off the GIL; Python gets back only the
+        columns sessions need. Records that do not parse as this version's events are left out:
+        the caller counts them as the difference in length."""
+        cur = self._cursor()
+        try:
+            column = pa.array(payloads, pa.string())
+        except (pa.ArrowInvalid, UnicodeDecodeError):  # not UTF-8: drop those records alone
+            column = pa.array([p if _is_utf8(p) else "" for p in payloads], pa.string())
+        cur.register("spool_payloads", pa.table({"payload": column}))
+        try:
+            try:
+                cur.execute(_STAGE.replace("{source}", "spool_payloads"))
+            except duckdb.InvalidInputException:
+                # Some record is not JSON at all: parse again, checking each one (twice the work,
+                # so only on this rare path).
+                cur.execute(_STAGE.replace("{source}", "(SELECT * FROM spool_payloads WHERE json_valid(payload))"))
+        finally:
+            cur.unregister("spool_payloads")
+        table = cur.sql("SELECT site_id, visitor_id, ts, session_key FROM staged ORDER BY i").to_arrow_table()
+        return SessionKeys(*(table.column(k).to_pylist() for k in range(4)))
+
+    def commit_staged(
+        self, session_ids: list[int], merges: list[SessionMerge], segments: list[str]
     ) -> None:
-        """Insert events, apply session merges and record the segments, atomically."""
-        table = _arrow_batch(events) if events else None
+        """Insert the staged events with their session ids, apply session merges and record the
+        spool segments, atomically."""
+        ids = pa.table({"i": pa.array(range(len(session_ids)), pa.int64()),
+                        "session_id": pa.array(session_ids, pa.uint64())})
         cur = self._cursor()
         with self._write_lock:
             cur.execute("BEGIN")
             try:
-                if table is not None:
-                    cur.register("spool_batch", table)
+                if session_ids:
+                    cur.register("staged_sessions", ids)
                     try:
                         # Events of a site removed while they waited in the spool are dropped.
                         cur.execute(
-                            f"INSERT INTO events SELECT {_INSERT_SELECT} FROM spool_batch"
-                            " WHERE site_id IN (SELECT id FROM sites)"
+                            f"INSERT INTO events SELECT {_INSERT_SELECT} "
+                            "FROM staged s JOIN staged_sessions x USING (i) "
+                            "WHERE s.site_id IN (SELECT id FROM sites)"
                         )
                     finally:
-                        cur.unregister("spool_batch")
+                        cur.unregister("staged_sessions")
                 if merges:
                     self._apply_merges(cur, merges)
                 if segments:
@@ -338,6 +379,7 @@ class DuckDBStore:
             except Exception:
                 cur.execute("ROLLBACK")
                 raise
+        cur.execute("DROP TABLE IF EXISTS staged")
 
     @staticmethod
     def _apply_merges(cur: duckdb.DuckDBPyConnection, merges: list[SessionMerge]) -> None:
@@ -398,18 +440,12 @@ class DuckDBStore:
         self._con.close()
 
 
-def _arrow_batch(events: list[Event]) -> pa.Table:
-    rows = [msgspec.structs.astuple(e) for e in events]
-    columns = list(zip(*rows, strict=True))
-    arrays = []
-    for index in _STORED_INDEXES:
-        name = Event.__struct_fields__[index]
-        values = columns[index]
-        if name == "props":
-            arrays.append(pa.array([list(p.items()) for p in values], _ARROW_TYPES[name]))
-        else:
-            arrays.append(pa.array(values, _ARROW_TYPES.get(name, pa.string())))
-    return pa.Table.from_arrays(arrays, names=list(STORED_FIELDS))
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _plain(value: Any) -> Any:
