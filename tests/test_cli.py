@@ -16,7 +16,7 @@ PAGEVIEW = {
     "url": "https://example.com/a",
     "timestamp": "2026-04-03T12:30:45Z",
     "visitor_ip": "203.0.113.42",
-    "user_agent": "Mozilla/5.0 test",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
 }
 
 

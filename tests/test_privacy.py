@@ -19,7 +19,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import Server, Site
+from footfall.enrich.visitors import SaltRing
+from footfall.store.duckdb import DuckDBStore
+from tests.conftest import Server, Site, cli_json
 
 IPS = [
     "198.51.100.77",
@@ -197,5 +199,30 @@ def test_no_ip_agent_or_query_string_in_any_file(private_site: Site) -> None:
         row = con.execute("SELECT count(*) FROM events").fetchone()
     finally:
         con.close()
-    per_round = len(records()) + 1  # the pageviews and the custom event; DNT and rejects are not kept
+    # The pageviews and the custom event are kept; curl's hits are counted as a bot's, and
+    # DNT and rejected records leave nothing.
+    bots = sum(1 for rec in records() if rec["user_agent"].startswith("curl/"))
+    per_round = len(records()) - bots + 1
     assert row is not None and row[0] == 2 * per_round
+    shown = cli_json(server.data_dir, "sites", "show", "example.com")
+    assert shown["not_counted"] == {"bot": 2 * bots}, shown
+
+
+def test_a_deleted_salt_is_in_no_file(tmp_path: Path) -> None:
+    """Two days on, a day's salt is gone from every file of the data directory, so nobody
+    can recompute that day's visitor hashes from an IP and a user agent."""
+    store = DuckDBStore(tmp_path / "footfall.duckdb")
+    ring = SaltRing()
+    day0 = dt.date(2026, 4, 1)
+    ring.rotate(store, today=day0)
+    old = store.load_salts()
+    ring.visitor_id(1, 0, "198.51.100.7", "Mozilla/5.0")  # used, as in a real day
+    ring.rotate(store, today=day0 + dt.timedelta(days=3))
+    assert not set(old) & set(store.load_salts())
+    store.close()
+    gone = [form for salt in old.values() for form in (salt, salt.hex().encode(), salt.hex().upper().encode())]
+    for path in files_under(tmp_path):
+        data = path.read_bytes()
+        leaks = [path.name for form in gone if form in data]
+        assert not leaks, f"a deleted salt is still in {leaks}"
+    assert (tmp_path / "salts.json").exists()  # the scan did look at the salts' own file

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -15,7 +16,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control
-from footfall.ingest import server_api
+from footfall.ingest import ai_fetch, server_api
 from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
 from footfall.ingest.http import Accepted, IngestError
 from footfall.openapi import patch_openapi
@@ -72,6 +73,14 @@ def create_app(rt: Runtime) -> FastIngest:
     async def server_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await ingest(request)
 
+    @post("/api/sites/{site:str}/ingest/ai-fetch", status_code=202, operation_id="ingestAiFetch")
+    async def ai_fetch_route(request: Request[Any, Any, Any], site: str) -> Response[bytes]:
+        route = IngestRoute(ai_fetch.MAX_BODY, functools.partial(ai_fetch.ingest_ai_fetch, rt, site))
+        peer = request.client.host if request.client else None
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        status, body, extra = await run_route(rt, route, peer, headers, cast(Receive, request.receive))
+        return _json(status, body, extra)
+
     @get("/healthz", operation_id="health")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "uptime_seconds": round(time.time() - rt.started_at, 1)}
@@ -113,6 +122,9 @@ def create_app(rt: Runtime) -> FastIngest:
             await control_server.wait_closed()
             with contextlib.suppress(FileNotFoundError):
                 rt.settings.control_socket.unlink()
+            # Here, not after uvicorn returns: uvicorn re-raises a caught SIGTERM once it has
+            # shut down, which ends the process before any code after it runs.
+            await asyncio.to_thread(rt.close)
 
     def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
         return _json(exc.status_code, IngestError(exc.status_code, str(exc.detail)).body(), exc.headers)
@@ -122,7 +134,9 @@ def create_app(rt: Runtime) -> FastIngest:
         return _json(500, IngestError(500, "internal error").body())
 
     app = Litestar(
-        route_handlers=[server_pageview, server_event, server_batch, healthz, readyz, openapi_document],
+        route_handlers=[
+            server_pageview, server_event, server_batch, ai_fetch_route, healthz, readyz, openapi_document
+        ],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="Footfall",

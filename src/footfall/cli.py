@@ -154,7 +154,44 @@ def sites_show(site: str, data_dir: DataDir = None, as_json: Json = False) -> No
     if as_json:
         _print_json(record)
     else:
-        _table([record], [*SITE_COLUMNS, "events", "tokens"])
+        _table([record], [*SITE_COLUMNS, "events", "tokens", "settings"])
+
+
+@sites_app.command("update")
+def sites_update(
+    site: str,
+    exclude_ip: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="IP or CIDR whose hits are not counted; repeat for more; '' clears."),
+    ] = None,
+    exclude_country: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="ISO country code whose hits are not counted; repeat; '' clears."),
+    ] = None,
+    exclude_path: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="Path glob (e.g. '/admin/*') whose hits are not counted; repeat; '' clears."),
+    ] = None,
+    query_param: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="Query parameter kept as property query.NAME (e.g. q); repeat; '' clears."),
+    ] = None,
+    honor_dnt: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--honor-dnt/--ignore-dnt", help="Skip browser hits sending DNT: 1 or Sec-GPC: 1."),
+    ] = None,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Change a site's exclusions, kept query parameters and do-not-track handling."""
+    record = _call(
+        data_dir, "sites.update", site=site, exclude_ips=exclude_ip, exclude_countries=exclude_country,
+        exclude_paths=exclude_path, query_params=query_param, honor_dnt=honor_dnt,
+    )
+    if as_json:
+        _print_json(record)
+    else:
+        out.print(f"updated [bold]{record['domain']}[/bold]: {record['settings'] or 'default settings'}")
 
 
 @sites_app.command("remove")

@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from footfall.enrich.exclusions import Exclusions
+
 ENV_PREFIX = "FOOTFALL_"
 CONFIG_FILE_NAME = "footfall.toml"
 
@@ -67,6 +69,20 @@ class Settings(BaseSettings):
         description="On the first start of an empty data directory, create site example.com and a token.",
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
+    geoip_db: Path | None = Field(
+        default=None,
+        description="A MaxMind-format database (GeoLite2 Country/City, DB-IP, IPinfo); "
+        "empty uses the bundled country data.",
+    )
+    exclude_ips: str = Field(
+        default="", description="Comma-separated IPs or CIDRs whose hits no site counts."
+    )
+    exclude_countries: str = Field(
+        default="", description="Comma-separated ISO country codes whose hits no site counts."
+    )
+    exclude_paths: str = Field(
+        default="", description="Comma-separated path globs (e.g. /admin/*) no site counts."
+    )
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -80,6 +96,20 @@ class Settings(BaseSettings):
         if value.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be debug, info, warning or error")
         return value.lower()
+
+    @field_validator("exclude_ips", "exclude_countries", "exclude_paths")
+    @classmethod
+    def _check_exclusions(cls, value: str, info: Any) -> str:
+        items = split_list(value)
+        kind = info.field_name.removeprefix("exclude_")
+        Exclusions(**{kind: items})  # raises ValueError naming the bad item
+        return value
+
+    @cached_property
+    def exclusions(self) -> Exclusions:
+        return Exclusions(
+            split_list(self.exclude_ips), split_list(self.exclude_countries), split_list(self.exclude_paths)
+        )
 
     @cached_property
     def trusted_networks(self) -> tuple[IPNetwork, ...]:
@@ -111,6 +141,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+def split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _parse_networks(value: str) -> tuple[IPNetwork, ...]:

@@ -11,55 +11,80 @@ import msgspec
 
 PAGEVIEW = "pageview"
 CUSTOM_EVENT = "event"
+# Hits that are not events still travel the spool, so their counts are as durable as events:
+AI_FETCH = "ai_fetch"  # a fetch by an AI crawler or assistant: a row of the AI-fetch table
+DROPPED = "dropped"  # a bot, referrer-spam or excluded hit: counted per `name` (the reason)
+EVENT_KINDS = (PAGEVIEW, CUSTOM_EVENT)
+
+# Why a hit was dropped (the `name` of a DROPPED record).
+DROP_BOT = "bot"
+DROP_SPAM = "referrer_spam"
+DROP_IP = "excluded_ip"
+DROP_COUNTRY = "excluded_country"
+DROP_PATH = "excluded_path"
 
 
 # gc=False: an Event holds no cycles, and untracked structs keep the garbage collector's
-# passes over hundreds of thousands of live events off the ingest path.
-class Event(msgspec.Struct, kw_only=True, gc=False):
+# passes over hundreds of thousands of live events off the ingest path. omit_defaults: the
+# spooled JSON carries only the fields a record has, which halves what is encoded, fsync'd
+# and parsed again by the store (it reads a missing field as its default).
+class Event(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     # A caller-derived id (e.g. the log importer's, from file content and line) or None: the
     # store then assigns a UUIDv7 at insert, off the ingest path. Replays of a spool segment
     # are made idempotent by the spool ledger, not by this id.
-    event_id: str | None
+    event_id: str | None = None
     site_id: int
     ts: int  # analytics time, microseconds since the Unix epoch, UTC
     received_at: int  # microseconds since the Unix epoch, UTC
     kind: str
     name: str
-    hostname: str
-    pathname: str
-    referrer_host: str
-    referrer_path: str
-    source: str
-    utm_source: str
-    utm_medium: str
-    utm_campaign: str
-    utm_term: str
-    utm_content: str
+    hostname: str = ""
+    pathname: str = ""
+    referrer_host: str = ""
+    referrer_path: str = ""
+    source: str = ""  # display name: "Google", "Hacker News", or the referring host
+    channel: str = ""  # search, social, ai, email, referral, paid or direct
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    utm_term: str = ""
+    utm_content: str = ""
     visitor_id: int  # keyed 64-bit hash; see enrich.visitors
     # The caller's explicit session id; the writer turns every record's session into the
     # 64-bit `session_id` column (see pipeline.sessions).
-    session_key: str | None
-    page_id: str | None  # None for a pageview: the store assigns a UUIDv7
-    user_id: str | None
-    browser: str
-    browser_version: str
-    os: str
-    os_version: str
-    device: str
-    country: str
-    region: str
-    city: str
-    language: str
-    screen_width: int | None
-    props: dict[str, str]
-    revenue_amount: float | None
-    revenue_currency: str | None
+    session_key: str | None = None
+    page_id: str | None = None  # None for a pageview: the store assigns a UUIDv7
+    user_id: str | None = None
+    browser: str = ""
+    browser_version: str = ""
+    os: str = ""
+    os_version: str = ""
+    device: str = ""
+    country: str = ""
+    region: str = ""
+    city: str = ""
+    language: str = ""
+    screen_width: int | None = None
+    props: dict[str, str] = msgspec.field(default_factory=dict)
+    revenue_amount: float | None = None
+    revenue_currency: str | None = None
     source_api: str
+    # Only for AI_FETCH and DROPPED records; never columns of the events table.
+    bot: str = ""  # e.g. "GPTBot"
+    bot_family: str = ""  # the operator, e.g. "OpenAI"
+    ai_kind: str = ""  # training, search or assistant
+    status_code: int | None = None  # as forwarded from edge or origin logs
+    content_type: str = ""
+    response_ms: float | None = None
+    bytes_served: int | None = None
 
 
 EVENT_FIELDS: tuple[str, ...] = Event.__struct_fields__
+BOT_FIELDS = ("bot", "bot_family", "ai_kind", "status_code", "content_type", "response_ms", "bytes_served")
 # Columns of the events table: the caller's raw session key is replaced by the session id.
-STORED_FIELDS: tuple[str, ...] = tuple("session_id" if f == "session_key" else f for f in EVENT_FIELDS)
+STORED_FIELDS: tuple[str, ...] = tuple(
+    "session_id" if f == "session_key" else f for f in EVENT_FIELDS if f not in BOT_FIELDS
+)
 
 # The spool's record format. JSON rather than msgpack so the store can parse a whole batch in
 # its own engine (DuckDB's json_transform) without building Python objects per event.

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from footfall.api import auth
+from footfall.enrich.exclusions import parse_country, parse_network, parse_path_glob
 from footfall.enrich.urls import normalize_host
 from footfall.meta import Site, Token
 from footfall.query.compile import build_query, day_series
@@ -83,7 +84,9 @@ def site_by_name(ctx: Context, name: str) -> Site:
 
 
 def site_record(site: Site) -> dict[str, Any]:
-    return msgspec.structs.asdict(site)
+    record = msgspec.structs.asdict(site)
+    record["settings"] = msgspec.structs.asdict(site.settings)
+    return record
 
 
 # -- sites --------------------------------------------------------------------------------
@@ -110,10 +113,55 @@ def sites_show(ctx: Context, site: str) -> dict[str, Any]:
     s = site_by_name(ctx, site)
     record = site_record(s)
     record["events"] = ctx.store.count_events(s.id)
+    record["not_counted"] = ctx.store.not_counted(s.id)
+    record["ai_fetches"] = ctx.store.count_ai_fetches(s.id)
     record["tokens"] = [
         t.name for t in ctx.store.list_tokens() if t.site_ids is None or s.id in t.site_ids
     ]
     return record
+
+
+_QUERY_PARAM = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
+
+
+def _items(values: list[str]) -> tuple[str, ...]:
+    """A list option's values; an empty string clears the list."""
+    return tuple(v.strip() for v in values if v.strip())
+
+
+def sites_update(
+    ctx: Context,
+    site: str,
+    exclude_ips: list[str] | None = None,
+    exclude_countries: list[str] | None = None,
+    exclude_paths: list[str] | None = None,
+    query_params: list[str] | None = None,
+    honor_dnt: bool | None = None,
+) -> dict[str, Any]:
+    """Change a site's settings; each list given replaces that list."""
+    s = site_by_name(ctx, site)
+    changes: dict[str, Any] = {}
+    try:
+        if exclude_ips is not None:
+            changes["exclude_ips"] = tuple(str(parse_network(v)) for v in _items(exclude_ips))
+        if exclude_countries is not None:
+            changes["exclude_countries"] = tuple(parse_country(v) for v in _items(exclude_countries))
+        if exclude_paths is not None:
+            changes["exclude_paths"] = tuple(parse_path_glob(v) for v in _items(exclude_paths))
+    except ValueError as exc:
+        raise ManageError(str(exc)) from None
+    if query_params is not None:
+        params = _items(query_params)
+        bad = [p for p in params if not _QUERY_PARAM.match(p) or p.lower().startswith("utm_")]
+        if bad:
+            raise ManageError(f"not a query parameter name to keep: {bad[0]!r}")
+        changes["query_params"] = params
+    if honor_dnt is not None:
+        changes["honor_dnt"] = honor_dnt
+    settings = msgspec.structs.replace(s.settings, **changes)
+    ctx.store.update_site_settings(s.id, settings)
+    ctx.on_change()
+    return site_record(msgspec.structs.replace(s, settings=settings))
 
 
 def sites_remove(ctx: Context, site: str) -> dict[str, Any]:
@@ -246,6 +294,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "sites.list": sites_list,
     "sites.show": sites_show,
     "sites.remove": sites_remove,
+    "sites.update": sites_update,
     "tokens.create": tokens_create,
     "tokens.list": tokens_list,
     "tokens.revoke": tokens_revoke,

@@ -5,12 +5,26 @@ from __future__ import annotations
 import msgspec
 
 
+class SiteSettings(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """What a site owner can change about how hits are counted."""
+
+    exclude_ips: tuple[str, ...] = ()  # CIDRs or addresses whose hits are not counted
+    exclude_countries: tuple[str, ...] = ()  # ISO codes
+    exclude_paths: tuple[str, ...] = ()  # fnmatch globs on the path, e.g. /admin/*
+    # Query parameters kept (as the `query.<name>` property) when the rest is stripped, e.g.
+    # `q` for site search.
+    query_params: tuple[str, ...] = ()
+    # Browser hits with DNT: 1 or Sec-GPC: 1 are not counted, unless the owner opts out.
+    honor_dnt: bool = True
+
+
 class Site(msgspec.Struct, kw_only=True, frozen=True):
     id: int
     domain: str
     timezone: str
     tracking_id: str
     created_at: str  # RFC3339, UTC
+    settings: SiteSettings = SiteSettings()
 
 
 class Token(msgspec.Struct, kw_only=True, frozen=True):

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from footfall.ingest import server_api
+from footfall.ingest import ai_fetch, server_api
 
 _ERRORS = {
     "400": "Malformed JSON",
@@ -33,6 +33,7 @@ INGEST_OPERATIONS: dict[str, tuple[Any, str, Any]] = {
         "202",
         server_api.BatchResult,
     ),
+    "/api/sites/{site}/ingest/ai-fetch": (ai_fetch.AiFetchRecord, "202", None),
 }
 
 

@@ -15,7 +15,9 @@ from typing import Any
 from footfall import manage
 from footfall.api.auth import TokenRegistry
 from footfall.config import Settings
+from footfall.enrich import sources
 from footfall.enrich.enricher import Enricher
+from footfall.enrich.geo import open_geo
 from footfall.enrich.sites import SiteRegistry
 from footfall.enrich.visitors import SaltRing
 from footfall.event import Event, encode_event
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._closed = False
         self.started_at = time.time()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = DuckDBStore(settings.database_path)
@@ -39,7 +42,9 @@ class Runtime:
         self.sites = SiteRegistry()
         self.tokens = TokenRegistry()
         self.refresh()
-        self.enricher = Enricher(self.salts)
+        self.geo = open_geo(settings.geoip_db)
+        sources.preload()
+        self.enricher = Enricher(self.salts, self.geo, self.sites, settings.exclusions)
         self.limiter = TokenBuckets(settings.ingest_rate_limit, settings.ingest_burst)
         self.spool = Spool(
             settings.spool_dir, settings.spool_segment_bytes, settings.spool_rotate_ms / 1000
@@ -81,9 +86,14 @@ class Runtime:
         }
 
     def close(self) -> None:
-        """Flush the spool, drain it into the store, and close the store."""
+        """Flush the spool, drain it into the store, and close the store. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self.spool.close()
         self.writer.stop()
         self.store.close()
+        self.geo.close()
+        log.info("stopped; spool drained into the store")
 
 

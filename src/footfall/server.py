@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import uvicorn
@@ -26,8 +25,6 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": False,
     "timeout_graceful_shutdown": 10,
 }
-
-log = logging.getLogger(__name__)
 
 
 def create_demo(rt: Runtime) -> str | None:
@@ -58,5 +55,4 @@ def run_server(settings: Settings) -> None:
         console.print(f"  health      {base}/healthz  {base}/readyz")
         uvicorn.run(create_app(rt), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
     finally:
-        rt.close()
-        log.info("stopped; spool drained into the store")
+        rt.close()  # already done by the app's shutdown, unless start-up failed

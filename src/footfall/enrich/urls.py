@@ -25,6 +25,7 @@ class PageUrl(NamedTuple):
     hostname: str
     pathname: str
     utm: dict[str, str]  # shared by every hit of a cached URL: read, never modify
+    query: str  # the raw query string: held in memory for the allow-list, never stored
 
 
 def normalize_host(host: str) -> str:
@@ -45,7 +46,7 @@ def split_page_url(url: str) -> PageUrl:
         raise ValueError(f"is not a valid URL ({exc})") from None
     if parts.scheme.lower() not in ("http", "https") or not host:
         raise ValueError("must be an absolute http or https URL")
-    return PageUrl(normalize_host(host), clean_path(parts.path), _utm(parts.query))
+    return PageUrl(normalize_host(host), clean_path(parts.path), _utm(parts.query), parts.query)
 
 
 def clean_path(path: str) -> str:
@@ -63,6 +64,15 @@ def _utm(query: str) -> dict[str, str]:
         if key in UTM_KEYS and key not in found:
             found[key] = value.strip()[:MAX_UTM_LENGTH]
     return found
+
+
+def allowed_query(query: str, names: frozenset[str], prefix: str) -> dict[str, str]:
+    """The allow-listed parameters of a query string, as `prefix + name` -> value."""
+    kept: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=False):
+        if key in names and prefix + key not in kept:
+            kept[prefix + key] = value.strip()[:MAX_UTM_LENGTH]
+    return kept
 
 
 @lru_cache(maxsize=URL_CACHE_SIZE)

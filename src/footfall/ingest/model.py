@@ -37,3 +37,4 @@ class Hit(msgspec.Struct, kw_only=True):
     revenue_currency: str | None = None
     # Campaign values given outside the URL, for contracts that allow it (seed 001).
     utm: dict[str, str] | None = None
+    dnt: bool = False  # the visitor asked not to be tracked: nothing is stored, not even a count

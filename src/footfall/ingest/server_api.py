@@ -40,8 +40,8 @@ MAX_BATCH_BODY = 8 * 1024 * 1024
 MAX_PROPERTIES = 30
 MAX_PROPERTY_KEY = 300
 MAX_PROPERTY_VALUE = 2000
-MAX_FUTURE = dt.timedelta(hours=1)
-EARLIEST = dt.datetime(1991, 1, 1, tzinfo=dt.UTC)
+MAX_FUTURE_US = 3600 * 1_000_000  # a timestamp at most an hour ahead of the server's clock
+EARLIEST_US = 662_688_000 * 1_000_000  # 1991-01-01T00:00:00Z
 
 Str2k = Annotated[str, msgspec.Meta(max_length=urls.MAX_URL_LENGTH)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -96,23 +96,23 @@ def authorize(rt: Runtime, headers: Mapping[str, str]) -> Token:
     return token
 
 
-def _utc_us(moment: dt.datetime) -> int:
+def utc_us(moment: dt.datetime) -> int:
     if moment.tzinfo is None:
         raise IngestError(422, "timestamp must be RFC3339 with a time zone offset or Z", "timestamp")
     delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def to_hit(rt: Runtime, record: ServerRecord, kind: str, token: Token, now_us: int) -> Hit | None:
-    """Validate one record into a Hit; None when the visitor asked not to be tracked."""
+def to_hit(rt: Runtime, record: ServerRecord, kind: str, token: Token, now_us: int) -> Hit:
+    """Validate one record into a Hit."""
     try:
         page = urls.split_page_url(record.url)
     except ValueError as exc:
         raise IngestError(422, f"url {exc}", "url") from None
-    ts_us = _utc_us(record.timestamp)
-    if ts_us > now_us + MAX_FUTURE.total_seconds() * 1e6:
+    ts_us = utc_us(record.timestamp)
+    if ts_us > now_us + MAX_FUTURE_US:
         raise IngestError(422, "timestamp is more than an hour in the future", "timestamp")
-    if record.timestamp < EARLIEST:
+    if ts_us < EARLIEST_US:
         raise IngestError(422, "timestamp is before 1991", "timestamp")
     ip = canonical_ip(record.visitor_ip)
     if ip is None:
@@ -135,8 +135,6 @@ def to_hit(rt: Runtime, record: ServerRecord, kind: str, token: Token, now_us: i
         raise IngestError(404, f"no site is configured for {page.hostname}", "url")
     if not auth.allows_site(token, site.id):
         raise IngestError(403, f"token may not write to {site.domain}", "url")
-    if record.dnt:
-        return None
     return Hit(
         site_id=site.id,
         kind="event" if kind == "event" else "pageview",
@@ -153,6 +151,7 @@ def to_hit(rt: Runtime, record: ServerRecord, kind: str, token: Token, now_us: i
         page_id=record.page_id,
         props=props,
         screen_width=record.screen_width,
+        dnt=bool(record.dnt),
     )
 
 
@@ -167,8 +166,8 @@ def ingest_one(rt: Runtime, kind: str, headers: Mapping[str, str], body: bytes) 
     if len(body) > MAX_BODY:
         raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
     record = decode_json(body, ServerRecord)
-    hit = to_hit(rt, record, kind, token, now_us())
-    return Accepted(None if hit is None else rt.accept([rt.enricher.enrich(hit)]), b"")
+    event = rt.enricher.enrich(to_hit(rt, record, kind, token, now_us()))
+    return Accepted(None if event is None else rt.accept([event]), b"")
 
 
 def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Accepted:
@@ -195,8 +194,9 @@ def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Accept
         except IngestError as exc:
             rejected.append({"index": index, "error": exc.message, "field": exc.field})
             continue
-        if hit is not None:
-            events.append(rt.enricher.enrich(hit))
+        event = rt.enricher.enrich(hit)
+        if event is not None:
+            events.append(event)
     return Accepted(
         rt.accept(events) if events else None,
         _batch_encoder.encode(BatchResult(accepted=len(items) - len(rejected), rejected=rejected)),

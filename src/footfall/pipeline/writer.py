@@ -23,10 +23,10 @@ def load_batch(store: Store, sessionizer: Sessionizer, payloads: list[bytes], se
     """Spooled events into the store in one transaction: stage them, assign their sessions,
     commit them with the session merges and the segments' ledger rows. Returns the number
     staged; the rest of `payloads` did not parse as events."""
-    keys = store.stage_batch(payloads)
-    session_ids, merges = sessionizer.assign(keys)
+    staged = store.stage_batch(payloads)
+    session_ids, merges = sessionizer.assign(staged.keys)
     store.commit_staged(session_ids, merges, segments)
-    return len(session_ids)
+    return staged.records
 
 
 class Writer:

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pyarrow as pa
 
-from footfall.event import EVENT_FIELDS, STORED_FIELDS
-from footfall.meta import Site, Token
+from footfall.event import AI_FETCH, BOT_FIELDS, DROP_BOT, DROPPED, EVENT_FIELDS, EVENT_KINDS, STORED_FIELDS
+from footfall.meta import Site, SiteSettings, Token
 from footfall.query.model import Query, QueryResult
-from footfall.store.base import SessionKeys, SessionMerge, SessionSpan, StoreError, VisitorWindow
+from footfall.store.base import SessionKeys, SessionMerge, SessionSpan, Staged, StoreError, VisitorWindow
+from footfall.store.salts import SaltFile
 from footfall.store.sql import compile_query
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ EVENT_COLUMN_TYPES: dict[str, str] = {
     "referrer_host": "VARCHAR NOT NULL",
     "referrer_path": "VARCHAR NOT NULL",
     "source": "VARCHAR NOT NULL",
+    "channel": "VARCHAR NOT NULL",
     "utm_source": "VARCHAR NOT NULL",
     "utm_medium": "VARCHAR NOT NULL",
     "utm_campaign": "VARCHAR NOT NULL",
@@ -66,10 +69,27 @@ EVENT_COLUMN_TYPES: dict[str, str] = {
 }
 assert tuple(EVENT_COLUMN_TYPES) == STORED_FIELDS, "events table and event.STORED_FIELDS disagree"
 
+# Fetches by AI crawlers and assistants (see enrich.bots): which bot read which page.
+AI_FETCH_COLUMN_TYPES: dict[str, str] = {
+    "site_id": "UINTEGER NOT NULL",
+    "ts": "TIMESTAMP NOT NULL",
+    "bot": "VARCHAR NOT NULL",
+    "bot_family": "VARCHAR NOT NULL",
+    "ai_kind": "VARCHAR NOT NULL",
+    "hostname": "VARCHAR NOT NULL",
+    "pathname": "VARCHAR NOT NULL",
+    "status_code": "SMALLINT",
+    "content_type": "VARCHAR NOT NULL",
+    "response_ms": "DOUBLE",
+    "bytes_served": "BIGINT",
+    "source_api": "VARCHAR NOT NULL",
+}
+
 # How a spooled event's JSON fields are read into the staging table: column types without
 # constraints, except the times (integer microseconds in the spool) and the caller's key.
 _STAGED_TYPES: dict[str, str] = {
     **{f: EVENT_COLUMN_TYPES[f].replace(" NOT NULL", "") for f in STORED_FIELDS if f != "session_id"},
+    **{f: AI_FETCH_COLUMN_TYPES.get(f, "VARCHAR").replace(" NOT NULL", "") for f in BOT_FIELDS},
     "event_id": "VARCHAR",
     "ts": "BIGINT",
     "received_at": "BIGINT",
@@ -80,6 +100,7 @@ assert set(_STAGED_TYPES) == set(EVENT_FIELDS), "staging and Event disagree"
 _STAGED_STRUCT = "{" + ", ".join(f'"{f}": "{t}"' for f, t in _STAGED_TYPES.items()) + "}"
 # A record missing one of these is not an event this version wrote: counted, not loaded.
 _REQUIRED = ("site_id", "ts", "received_at", "kind", "visitor_id")
+_EVENT_KINDS_SQL = ", ".join(f"'{k}'" for k in EVENT_KINDS)
 
 # The insert from staging: what the ingest path left out is made here, in the engine.
 _INSERT_EXPRESSIONS: dict[str, str] = {
@@ -91,7 +112,33 @@ _INSERT_EXPRESSIONS: dict[str, str] = {
     "props": "coalesce(s.props, MAP {})",
     "revenue_amount": "s.revenue_amount::DECIMAL(18, 4)",
 }
-_INSERT_SELECT = ", ".join(_INSERT_EXPRESSIONS.get(f, f"s.{f}") for f in STORED_FIELDS)
+_INSERT_SELECT = ", ".join(
+    _INSERT_EXPRESSIONS.get(f, f"coalesce(s.{f}, '')" if EVENT_COLUMN_TYPES[f] == "VARCHAR NOT NULL" else f"s.{f}")
+    for f in STORED_FIELDS
+)
+_INSERT_COLUMNS = ", ".join(STORED_FIELDS)
+
+_INSERT_AI_FETCHES = (
+    f"INSERT INTO ai_fetches ({', '.join(AI_FETCH_COLUMN_TYPES)}) SELECT "
+    + ", ".join(
+        "make_timestamp(s.ts)" if f == "ts"
+        else f"coalesce(s.{f}, '')" if AI_FETCH_COLUMN_TYPES[f] == "VARCHAR NOT NULL"
+        else f"s.{f}"
+        for f in AI_FETCH_COLUMN_TYPES
+    )
+    + f" FROM staged s WHERE s.kind = '{AI_FETCH}' AND s.site_id IN (SELECT id FROM sites)"
+)
+# An AI fetch is also a bot hit that was not counted as a visit.
+_COUNT_DROPPED = f"""
+    INSERT INTO dropped_hits
+    SELECT s.site_id, make_timestamp(s.ts)::DATE AS day,
+           CASE WHEN s.kind = '{AI_FETCH}' THEN '{DROP_BOT}' ELSE coalesce(s.name, '') END AS reason,
+           coalesce(s.bot, '') AS bot, coalesce(any_value(s.bot_family), '') AS bot_family, count(*) AS hits
+    FROM staged s
+    WHERE s.kind IN ('{AI_FETCH}', '{DROPPED}') AND s.site_id IN (SELECT id FROM sites)
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT DO UPDATE SET hits = hits + excluded.hits
+"""
 
 # Spooled JSON to the staging table; `i` numbers the rows for the session ids to join on.
 _STAGE = (
@@ -108,7 +155,8 @@ _DDL = [
         domain VARCHAR NOT NULL UNIQUE,
         timezone VARCHAR NOT NULL,
         tracking_id VARCHAR NOT NULL UNIQUE,
-        created_at VARCHAR NOT NULL)""",
+        created_at VARCHAR NOT NULL,
+        settings VARCHAR NOT NULL DEFAULT '{}')""",
     """CREATE TABLE IF NOT EXISTS tokens (
         id VARCHAR PRIMARY KEY,
         name VARCHAR NOT NULL UNIQUE,
@@ -117,12 +165,24 @@ _DDL = [
         site_ids INTEGER[],
         created_at VARCHAR NOT NULL,
         last_rotated_at VARCHAR)""",
-    "CREATE TABLE IF NOT EXISTS salts (day INTEGER PRIMARY KEY, salt BLOB NOT NULL)",
+    # Data directories made before site settings existed.
+    "ALTER TABLE sites ADD COLUMN IF NOT EXISTS settings VARCHAR DEFAULT '{}'",
+    # Salts moved to their own file (store.salts); a data directory from before loses the
+    # table, and so its salts: visitor hashes start afresh, which is what rotation does anyway.
+    "DROP TABLE IF EXISTS salts",
     # Spool segments whose events are committed: replaying one after a crash is a no-op.
     "CREATE TABLE IF NOT EXISTS spool_ledger (segment VARCHAR PRIMARY KEY, committed_at TIMESTAMP)",
     "CREATE TABLE IF NOT EXISTS events ("
     + ", ".join(f"{name} {typ}" for name, typ in EVENT_COLUMN_TYPES.items())
     + ")",
+    "CREATE TABLE IF NOT EXISTS ai_fetches ("
+    + ", ".join(f"{name} {typ}" for name, typ in AI_FETCH_COLUMN_TYPES.items())
+    + ")",
+    # Hits that were not counted, per site, UTC day and reason (and bot, for bots).
+    """CREATE TABLE IF NOT EXISTS dropped_hits (
+        site_id UINTEGER NOT NULL, day DATE NOT NULL, reason VARCHAR NOT NULL,
+        bot VARCHAR NOT NULL, bot_family VARCHAR NOT NULL, hits UBIGINT NOT NULL,
+        PRIMARY KEY (site_id, day, reason, bot))""",
 ]
 
 
@@ -147,9 +207,12 @@ class DuckDBStore:
         self._con = _open(path, open_attempts)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._salts = SaltFile(path.with_name("salts.json"))
+        self._staged_rows: pa.Array | None = None  # staging rows of the events; None: nothing staged
         cur = self._cursor()
         for stmt in _DDL:
             cur.execute(stmt)
+        _add_missing_event_columns(cur)
         cur.execute(
             "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
             [str(SCHEMA_VERSION)],
@@ -168,12 +231,17 @@ class DuckDBStore:
 
     def list_sites(self) -> list[Site]:
         rows = self._cursor().execute(
-            "SELECT id, domain, timezone, tracking_id, created_at FROM sites ORDER BY id"
+            "SELECT id, domain, timezone, tracking_id, created_at, settings FROM sites ORDER BY id"
         ).fetchall()
         return [
-            Site(id=r[0], domain=r[1], timezone=r[2], tracking_id=r[3], created_at=r[4])
+            Site(id=r[0], domain=r[1], timezone=r[2], tracking_id=r[3], created_at=r[4], settings=_settings(r[5]))
             for r in rows
         ]
+
+    def update_site_settings(self, site_id: int, settings: SiteSettings) -> None:
+        self._cursor().execute(
+            "UPDATE sites SET settings = ? WHERE id = ?", [msgspec.json.encode(settings).decode(), site_id]
+        )
 
     def add_site(self, domain: str, timezone: str, tracking_id: str) -> Site:
         created = _now_rfc3339()
@@ -197,7 +265,8 @@ class DuckDBStore:
             cur.execute("BEGIN")
             try:
                 row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
-                cur.execute("DELETE FROM events WHERE site_id = ?", [site_id])
+                for table in ("events", "ai_fetches", "dropped_hits"):
+                    cur.execute(f"DELETE FROM {table} WHERE site_id = ?", [site_id])
                 cur.execute("DELETE FROM sites WHERE id = ?", [site_id])
                 cur.execute(
                     "UPDATE tokens SET site_ids = list_filter(site_ids, lambda x: x != ?) "
@@ -255,21 +324,16 @@ class DuckDBStore:
         self._cursor().execute("DELETE FROM tokens WHERE id = ?", [token_id])
 
     # -- salts ------------------------------------------------------------------------------
+    # In a file beside the database, not in it: see store.salts.
 
     def load_salts(self) -> dict[int, bytes]:
-        rows = self._cursor().execute("SELECT day, salt FROM salts").fetchall()
-        return {int(d): bytes(s) for d, s in rows}
+        return self._salts.load_salts()
 
     def save_salt(self, day: int, salt: bytes) -> None:
-        self._cursor().execute(
-            "INSERT INTO salts VALUES (?, ?) ON CONFLICT DO NOTHING", [day, salt]
-        )
+        self._salts.save_salt(day, salt)
 
     def delete_salts_before(self, day: int) -> int:
-        row = self._cursor().execute(
-            "DELETE FROM salts WHERE day < ? RETURNING day", [day]
-        ).fetchall()
-        return len(row)
+        return self._salts.delete_salts_before(day)
 
     # -- the writer -------------------------------------------------------------------------
 
@@ -322,12 +386,12 @@ class DuckDBStore:
             cur.unregister("session_keys")
         return [SessionSpan(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
 
-    def stage_batch(self, payloads: list[bytes]) -> SessionKeys:
-        """Parse spooled events (JSON, see event.encode_event) into the staging table.
+    def stage_batch(self, payloads: list[bytes]) -> Staged:
+        """Parse spooled records (JSON, see event.encode_event) into the staging table.
 
         DuckDB parses the whole batch in its own engine, off the GIL; Python gets back only the
-        columns sessions need. Records that do not parse as this version's events are left out:
-        the caller counts them as the difference in length."""
+        columns sessions need, for the events among the records. Records that do not parse as
+        this version's are left out: the caller counts them as the difference in length."""
         cur = self._cursor()
         try:
             column = pa.array(payloads, pa.string())
@@ -343,16 +407,21 @@ class DuckDBStore:
                 cur.execute(_STAGE.replace("{source}", "(SELECT * FROM spool_payloads WHERE json_valid(payload))"))
         finally:
             cur.unregister("spool_payloads")
-        table = cur.sql("SELECT site_id, visitor_id, ts, session_key FROM staged ORDER BY i").to_arrow_table()
-        return SessionKeys(*(table.column(k).to_pylist() for k in range(4)))
+        table = cur.sql(
+            f"SELECT i, site_id, visitor_id, ts, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL}) ORDER BY i"
+        ).to_arrow_table()
+        self._staged_rows = table.column(0)
+        (count,) = cur.execute("SELECT count(*) FROM staged").fetchall()[0]
+        return Staged(SessionKeys(*(table.column(k).to_pylist() for k in range(1, 5))), int(count))
 
     def commit_staged(
         self, session_ids: list[int], merges: list[SessionMerge], segments: list[str]
     ) -> None:
-        """Insert the staged events with their session ids, apply session merges and record the
-        spool segments, atomically."""
-        ids = pa.table({"i": pa.array(range(len(session_ids)), pa.int64()),
-                        "session_id": pa.array(session_ids, pa.uint64())})
+        """Insert the staged events (with their session ids, in `stage_batch`'s order), AI
+        fetches and dropped-hit counts, apply session merges and record the spool segments,
+        atomically."""
+        rows = self._staged_rows if self._staged_rows is not None else pa.array([], pa.int64())
+        ids = pa.table({"i": rows, "session_id": pa.array(session_ids, pa.uint64())})
         cur = self._cursor()
         with self._write_lock:
             cur.execute("BEGIN")
@@ -362,12 +431,15 @@ class DuckDBStore:
                     try:
                         # Events of a site removed while they waited in the spool are dropped.
                         cur.execute(
-                            f"INSERT INTO events SELECT {_INSERT_SELECT} "
+                            f"INSERT INTO events ({_INSERT_COLUMNS}) SELECT {_INSERT_SELECT} "
                             "FROM staged s JOIN staged_sessions x USING (i) "
                             "WHERE s.site_id IN (SELECT id FROM sites)"
                         )
                     finally:
                         cur.unregister("staged_sessions")
+                if self._staged_rows is not None:
+                    cur.execute(_INSERT_AI_FETCHES)
+                    cur.execute(_COUNT_DROPPED)
                 if merges:
                     self._apply_merges(cur, merges)
                 if segments:
@@ -380,6 +452,7 @@ class DuckDBStore:
                 cur.execute("ROLLBACK")
                 raise
         cur.execute("DROP TABLE IF EXISTS staged")
+        self._staged_rows = None
 
     @staticmethod
     def _apply_merges(cur: duckdb.DuckDBPyConnection, merges: list[SessionMerge]) -> None:
@@ -420,6 +493,18 @@ class DuckDBStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def not_counted(self, site_id: int) -> dict[str, int]:
+        """Hits of a site that were not counted as visits, by reason (bots include AI fetches)."""
+        rows = self._cursor().execute(
+            "SELECT reason, sum(hits) FROM dropped_hits WHERE site_id = ? GROUP BY reason ORDER BY reason",
+            [site_id],
+        ).fetchall()
+        return {str(reason): int(hits) for reason, hits in rows}
+
+    def count_ai_fetches(self, site_id: int) -> int:
+        row = self._cursor().execute("SELECT count(*) FROM ai_fetches WHERE site_id = ?", [site_id]).fetchone()
+        return int(row[0]) if row else 0
+
     def run_query(self, query: Query) -> QueryResult:
         sql, params, columns = compile_query(query)
         rows = self._cursor().execute(sql, params).fetchall()
@@ -438,6 +523,27 @@ class DuckDBStore:
         except duckdb.Error:
             log.warning("checkpoint on close failed; the WAL will be replayed on next open")
         self._con.close()
+
+
+def _settings(text: str | None) -> SiteSettings:
+    try:
+        return msgspec.json.decode(text or "{}", type=SiteSettings)
+    except msgspec.DecodeError:  # hand-edited: the site still works, with defaults
+        log.error("a site's settings do not parse; defaults apply")
+        return SiteSettings()
+
+
+def _add_missing_event_columns(cur: duckdb.DuckDBPyConnection) -> None:
+    """Columns added since a data directory was made (e.g. `channel`), with empty defaults.
+    DuckDB cannot add a NOT NULL column to a table; the insert never writes NULL to them."""
+    rows = cur.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
+    ).fetchall()
+    existing = {r[0] for r in rows}
+    for name, typ in EVENT_COLUMN_TYPES.items():
+        if name not in existing:
+            default = " DEFAULT ''" if typ == "VARCHAR NOT NULL" else ""
+            cur.execute(f"ALTER TABLE events ADD COLUMN {name} {typ.replace(' NOT NULL', '')}{default}")
 
 
 def _is_utf8(payload: bytes) -> bool:
