@@ -15,6 +15,8 @@ pass; warm: the same hits again. Target (issue 3): >= 200,000 hits/s.
 from __future__ import annotations
 
 import argparse
+import collections
+import gc
 import random
 import sys
 import tempfile
@@ -85,15 +87,21 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         figures: dict[str, Any] = {}
         clear_caches()
         enricher = Enricher(salts, open_geo(None), sites)
+        # The million prepared hits are the benchmark's, not the server's: keep the garbage
+        # collector from walking them, as it never would in a server.
+        gc.collect()
+        gc.freeze()
+        kinds: collections.Counter[str] = collections.Counter()
         for phase in ("cold", "warm"):
+            kinds.clear()
             start = time.perf_counter()
-            out = [enricher.enrich(h) for h in hits]
+            for h in hits:
+                e = enricher.enrich(h)
+                kinds[e.kind if e.kind != "dropped" else e.name] += 1  # type: ignore[union-attr]
             figures[f"{phase}_hits_per_s"] = len(hits) / (time.perf_counter() - start)
-        kinds = [e.kind if e is not None else "dnt" for e in out]
-        figures.update(events=kinds.count("pageview"), ai_fetches=kinds.count("ai_fetch"))
-        dropped = [e for e in out if e is not None and e.kind == "dropped"]
-        figures["bots"] = sum(1 for e in dropped if e.name == "bot")
-        figures["excluded"] = len(dropped) - figures["bots"]
+        gc.unfreeze()
+        figures.update(events=kinds["pageview"], ai_fetches=kinds["ai_fetch"], bots=kinds["bot"])
+        figures["excluded"] = len(hits) - figures["events"] - figures["ai_fetches"] - figures["bots"]
         store.close()
     common.log(f"cold {figures['cold_hits_per_s']:,.0f} hits/s, warm {figures['warm_hits_per_s']:,.0f} hits/s")
     return figures

@@ -176,17 +176,13 @@ def sites_update(
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="Query parameter kept as property query.NAME (e.g. q); repeat; '' clears."),
     ] = None,
-    honor_dnt: Annotated[
-        Optional[bool],  # noqa: UP045
-        typer.Option("--honor-dnt/--ignore-dnt", help="Skip browser hits sending DNT: 1 or Sec-GPC: 1."),
-    ] = None,
     data_dir: DataDir = None,
     as_json: Json = False,
 ) -> None:
-    """Change a site's exclusions, kept query parameters and do-not-track handling."""
+    """Change a site's exclusions and the query parameters it keeps."""
     record = _call(
         data_dir, "sites.update", site=site, exclude_ips=exclude_ip, exclude_countries=exclude_country,
-        exclude_paths=exclude_path, query_params=query_param, honor_dnt=honor_dnt,
+        exclude_paths=exclude_path, query_params=query_param,
     )
     if as_json:
         _print_json(record)

@@ -136,7 +136,6 @@ def sites_update(
     exclude_countries: list[str] | None = None,
     exclude_paths: list[str] | None = None,
     query_params: list[str] | None = None,
-    honor_dnt: bool | None = None,
 ) -> dict[str, Any]:
     """Change a site's settings; each list given replaces that list."""
     s = site_by_name(ctx, site)
@@ -156,8 +155,6 @@ def sites_update(
         if bad:
             raise ManageError(f"not a query parameter name to keep: {bad[0]!r}")
         changes["query_params"] = params
-    if honor_dnt is not None:
-        changes["honor_dnt"] = honor_dnt
     settings = msgspec.structs.replace(s.settings, **changes)
     ctx.store.update_site_settings(s.id, settings)
     ctx.on_change()

@@ -14,8 +14,6 @@ class SiteSettings(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True
     # Query parameters kept (as the `query.<name>` property) when the rest is stripped, e.g.
     # `q` for site search.
     query_params: tuple[str, ...] = ()
-    # Browser hits with DNT: 1 or Sec-GPC: 1 are not counted, unless the owner opts out.
-    honor_dnt: bool = True
 
 
 class Site(msgspec.Struct, kw_only=True, frozen=True):

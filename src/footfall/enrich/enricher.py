@@ -9,10 +9,12 @@ leave nothing at all.
 
 from __future__ import annotations
 
+from typing import cast
+
 from footfall.enrich import bots, sources, urls
 from footfall.enrich.exclusions import NO_EXCLUSIONS, Exclusions
 from footfall.enrich.geo import GeoLocator
-from footfall.enrich.sites import SiteRegistry
+from footfall.enrich.sites import CompiledSettings, SiteRegistry
 from footfall.enrich.useragents import parse_agent
 from footfall.enrich.visitors import SaltRing
 from footfall.event import (
@@ -59,47 +61,43 @@ class Enricher:
         self.salts = salts
         self.geo = geo
         self.sites = sites
-        self.instance = instance
+        self.instance = instance if instance else None
 
     def enrich(self, hit: Hit) -> Event | None:
         """The record of a hit; None when the visitor asked not to be tracked (not even
-        counted: seed 000 stores nothing for `dnt`)."""
-        page = hit.page
+        counted: seed 000 stores nothing for `dnt`). This runs for every hit, so its common
+        path is written for speed: cached lookups, no work for features a site does not use."""
         if hit.dnt:
             return None
+        agent_text = hit.user_agent
         # An empty agent is "Other", still counted (seed 001); bots are told apart by what
         # they say they are.
-        bot = bots.detect_bot(hit.user_agent) if hit.user_agent else None
+        bot = bots.detect_bot(agent_text) if agent_text else None
         if bot is not None:
-            if bot.ai:
-                return ai_fetch(hit, bot)
-            return not_counted(hit, DROP_BOT, bot)
-        ref_host, ref_path = urls.split_referrer(hit.referrer)
+            return ai_fetch(hit, bot) if bot.ai else not_counted(hit, DROP_BOT, bot)
+        ref_host, ref_path = urls.split_referrer(hit.referrer) if hit.referrer else _NO_REFERRER
         if ref_host and sources.is_referrer_spam(ref_host):
             return not_counted(hit, DROP_SPAM)
+        page = hit.page
         geo = self.geo.lookup(hit.ip)
-        site_exclusions = self.sites.exclusions(hit.site_id)
-        reason = None
-        if self.instance:
-            reason = self.instance.reason(hit.ip, geo.country, page.pathname)
-        if reason is None and site_exclusions:
-            reason = site_exclusions.reason(hit.ip, geo.country, page.pathname)
-        if reason is not None:
-            return not_counted(hit, reason)
+        site_id = hit.site_id
+        settings = self.sites.settings_of(site_id)
+        if self.instance is not None or settings is not None:
+            reason = self._excluded(hit, geo.country, settings)
+            if reason is not None:
+                return not_counted(hit, reason)
 
+        # The campaign values present, keyed by their Event field names (urls.UTM_KEYS).
         utm = page.utm
         if hit.utm:  # a contract's explicit campaign fields win over the URL's
-            utm = {**utm, **{k: v for k, v in hit.utm.items() if v}}
-        utm_source = utm.get("utm_source", "")
-        source = sources.classify_source(ref_host, page.hostname, utm_source, utm.get("utm_medium", ""))
-        agent = parse_agent(hit.user_agent)
+            utm = cast(urls.Utm, {**utm, **{k: v for k, v in hit.utm.items() if v and k in urls.UTM_KEYS}})
+        source = sources.classify_source(ref_host, page.hostname, utm.get("utm_source", ""), utm.get("utm_medium", ""))
+        agent = parse_agent(agent_text)
         props = {k: prop_to_str(v) for k, v in hit.props.items()} if hit.props else {}
-        if page.query:
-            kept = self.sites.query_params(hit.site_id)
-            if kept:
-                props.update(urls.allowed_query(page.query, kept, QUERY_PROP_PREFIX))
+        if page.query and settings is not None and settings.query_params:
+            props.update(urls.allowed_query(page.query, settings.query_params, QUERY_PROP_PREFIX))
         return Event(
-            site_id=hit.site_id,
+            site_id=site_id,
             ts=hit.ts_us,
             received_at=hit.received_us,
             kind=hit.kind,
@@ -110,12 +108,8 @@ class Enricher:
             referrer_path=ref_path,
             source=source.source,
             channel=source.channel,
-            utm_source=utm_source,
-            utm_medium=utm.get("utm_medium", ""),
-            utm_campaign=utm.get("utm_campaign", ""),
-            utm_term=utm.get("utm_term", ""),
-            utm_content=utm.get("utm_content", ""),
-            visitor_id=self.salts.visitor_id(hit.site_id, hit.ts_us, hit.ip, hit.user_agent),
+            **utm,
+            visitor_id=self.salts.visitor_id(site_id, hit.ts_us, hit.ip, agent_text),
             session_key=hit.session_id,
             page_id=hit.page_id,
             user_id=hit.user_id,
@@ -134,6 +128,18 @@ class Enricher:
             revenue_currency=hit.revenue_currency,
             source_api=hit.source_api,
         )
+
+    def _excluded(self, hit: Hit, country: str, settings: CompiledSettings | None) -> str | None:
+        path = hit.page.pathname
+        reason = None
+        if self.instance is not None:
+            reason = self.instance.reason(hit.ip, country, path)
+        if reason is None and settings is not None and settings.exclusions:
+            reason = settings.exclusions.reason(hit.ip, country, path)
+        return reason
+
+
+_NO_REFERRER = ("", "")
 
 
 def ai_fetch(

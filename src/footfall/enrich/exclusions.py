@@ -62,7 +62,11 @@ class Exclusions:
             address = ipaddress.ip_address(ip)
         except ValueError:
             return False
-        return any(address in net for net in self.networks)
+        if any(address in net for net in self.networks):
+            return True
+        # A dual-stack socket reports an IPv4 client as ::ffff:a.b.c.d; an IPv4 range covers it.
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        return mapped is not None and any(mapped in net for net in self.networks)
 
     def reason(self, ip: str, country: str, path: str) -> str | None:
         """Why this hit is excluded, or None."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import NamedTuple
 
 from footfall.enrich.exclusions import NO_EXCLUSIONS, Exclusions
 from footfall.enrich.urls import normalize_host
@@ -12,27 +13,33 @@ from footfall.meta import Site
 log = logging.getLogger(__name__)
 
 
+class CompiledSettings(NamedTuple):
+    """What enrichment needs of a site's settings, ready to use per hit."""
+
+    exclusions: Exclusions
+    query_params: frozenset[str]
+
+
 class SiteRegistry:
     """In-memory view of the sites table, swapped whole when the sites change.
 
-    Each site's exclusions are compiled here once, not per hit."""
+    Each site's settings are compiled here once, not per hit; sites with default settings have
+    none, so enrichment skips that work entirely."""
 
     def __init__(self, sites: list[Site] | None = None) -> None:
         self._lock = threading.Lock()
         self._by_domain: dict[str, Site] = {}
         self._by_id: dict[int, Site] = {}
-        self._exclusions: dict[int, Exclusions] = {}
-        self._query_params: dict[int, frozenset[str]] = {}
+        self._settings: dict[int, CompiledSettings] = {}
         self.replace(sites or [])
 
     def replace(self, sites: list[Site]) -> None:
         by_domain = {s.domain: s for s in sites}
         by_id = {s.id: s for s in sites}
-        exclusions = {s.id: _compile(s) for s in sites}
-        query_params = {s.id: frozenset(s.settings.query_params) for s in sites if s.settings.query_params}
+        compiled = {s.id: _compile(s) for s in sites}
+        settings = {i: c for i, c in compiled.items() if c.exclusions or c.query_params}
         with self._lock:
-            self._by_domain, self._by_id = by_domain, by_id
-            self._exclusions, self._query_params = exclusions, query_params
+            self._by_domain, self._by_id, self._settings = by_domain, by_id, settings
 
     def by_hostname(self, hostname: str) -> Site | None:
         return self._by_domain.get(normalize_host(hostname))
@@ -43,17 +50,16 @@ class SiteRegistry:
     def all(self) -> list[Site]:
         return list(self._by_id.values())
 
-    def exclusions(self, site_id: int) -> Exclusions:
-        return self._exclusions.get(site_id, NO_EXCLUSIONS)
-
-    def query_params(self, site_id: int) -> frozenset[str]:
-        return self._query_params.get(site_id, frozenset())
+    def settings_of(self, site_id: int) -> CompiledSettings | None:
+        """The site's compiled settings; None when it has only defaults."""
+        return self._settings.get(site_id)
 
 
-def _compile(site: Site) -> Exclusions:
+def _compile(site: Site) -> CompiledSettings:
     settings = site.settings
     try:
-        return Exclusions(settings.exclude_ips, settings.exclude_countries, settings.exclude_paths)
+        exclusions = Exclusions(settings.exclude_ips, settings.exclude_countries, settings.exclude_paths)
     except ValueError:  # validated when set; a hand-edited database must not stop ingest
         log.exception("site %s has invalid exclusions; they are ignored", site.domain)
-        return NO_EXCLUSIONS
+        exclusions = NO_EXCLUSIONS
+    return CompiledSettings(exclusions, frozenset(settings.query_params))

@@ -7,7 +7,7 @@ survive; everything else in a query string is dropped here.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict, cast
 from urllib.parse import parse_qsl, urlsplit
 
 UTM_KEYS: tuple[str, ...] = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -21,10 +21,20 @@ MAX_UTM_LENGTH = 200
 URL_CACHE_SIZE = 65_536
 
 
+class Utm(TypedDict, total=False):
+    """The campaign values a URL carries; keys are the Event fields they fill."""
+
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_term: str
+    utm_content: str
+
+
 class PageUrl(NamedTuple):
     hostname: str
     pathname: str
-    utm: dict[str, str]  # shared by every hit of a cached URL: read, never modify
+    utm: Utm  # shared by every hit of a cached URL: read, never modify
     query: str  # the raw query string: held in memory for the allow-list, never stored
 
 
@@ -55,7 +65,7 @@ def clean_path(path: str) -> str:
     return path[:MAX_PATH_LENGTH]
 
 
-def _utm(query: str) -> dict[str, str]:
+def _utm(query: str) -> Utm:
     if "utm_" not in query:
         return {}
     found: dict[str, str] = {}
@@ -63,7 +73,7 @@ def _utm(query: str) -> dict[str, str]:
         key = key.lower()
         if key in UTM_KEYS and key not in found:
             found[key] = value.strip()[:MAX_UTM_LENGTH]
-    return found
+    return cast(Utm, found)
 
 
 def allowed_query(query: str, names: frozenset[str], prefix: str) -> dict[str, str]:

@@ -59,14 +59,22 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetw
 def canonical_ip(text: str) -> str | None:
     """The address in canonical text form (so one visitor hashes one way), or None.
 
+    An IPv4 client that a dual-stack socket or proxy reports as ::ffff:a.b.c.d becomes
+    a.b.c.d, so it is one visitor, and IPv4 exclusions and proxy ranges apply to it.
     inet_pton/inet_ntop do in C what `ipaddress` does in Python, on the hot ingest path.
     """
     text = text.strip()
     family = socket.AF_INET6 if ":" in text else socket.AF_INET
     try:
-        return socket.inet_ntop(family, socket.inet_pton(family, text))
+        packed = socket.inet_pton(family, text)
     except (OSError, ValueError):
         return None
+    if family == socket.AF_INET6 and packed[:12] == _V4_MAPPED_PREFIX:
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(family, packed)
+
+
+_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 
 def _in(address: str, networks: tuple[IPNetwork, ...]) -> bool:
@@ -74,6 +82,8 @@ def _in(address: str, networks: tuple[IPNetwork, ...]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return any(ip in net or ip.ipv4_mapped in net for net in networks)
     return any(ip in net for net in networks)
 
 
