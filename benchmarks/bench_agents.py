@@ -15,19 +15,14 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
+
+import common
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.agent_corpus
 
 from tests import agent_corpus
-
-
-def per_call_us(func: Callable[[str], object], inputs: Sequence[str]) -> float:
-    start = time.perf_counter()
-    for item in inputs:
-        func(item)
-    return (time.perf_counter() - start) / len(inputs) * 1e6
 
 
 def distinct_agents(n: int, rng: random.Random) -> list[str]:
@@ -65,8 +60,8 @@ def main() -> None:
         cold_runs, warm_runs = [], []
         for _ in range(args.runs):
             clear()
-            cold_runs.append(per_call_us(func, agents))
-            warm_runs.append(per_call_us(func, agents))
+            cold_runs.append(common.per_call_us(func, agents))
+            warm_runs.append(common.per_call_us(func, agents))
         print(f"{name:<14} {statistics.median(cold_runs):>13.2f} {statistics.median(warm_runs):>13.2f}")
 
 

@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.agent_corpus
 
-from tests import agent_corpus
 
+import bench_agents
 import common
 from footfall.enrich import bots, sources, urls, useragents
 from footfall.enrich.enricher import Enricher
@@ -50,9 +50,7 @@ REFERRERS = [
 
 
 def build_hits(args: argparse.Namespace, rng: random.Random) -> list[Hit]:
-    corpus = agent_corpus.load()
-    pool = sorted({b.user_agent for b in corpus.browsers} | {b.user_agent for b in corpus.bots})
-    agents = rng.sample([a for a in pool if a.strip()], args.agents)
+    agents = bench_agents.distinct_agents(args.agents, rng)
     ips = list({common.random_ip(rng) for _ in range(args.ips * 2)})[: args.ips]
     pages = [f"https://example.com/section-{i % 40}/page-{i}" + ("?utm_source=newsletter&utm_medium=email"
              if i % 10 == 0 else "") for i in range(2000)]

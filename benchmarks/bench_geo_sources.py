@@ -12,18 +12,12 @@ import argparse
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
+import common
 from footfall.enrich import sources
 from footfall.enrich.geo import open_geo, public_address
-
-
-def per_call_us(func: Callable[[str], object], inputs: Sequence[str]) -> float:
-    start = time.perf_counter()
-    for item in inputs:
-        func(item)
-    return (time.perf_counter() - start) / len(inputs) * 1e6
 
 
 def public_ips(n: int, rng: random.Random) -> list[str]:
@@ -55,8 +49,8 @@ def referrer_hosts(n: int, rng: random.Random) -> list[str]:
 def bench_geo(path: Path | None, n: int, rng: random.Random) -> tuple[float, float]:
     ips = public_ips(n, rng)
     locator = open_geo(path, cache_size=n)
-    cold = per_call_us(locator.lookup, ips)
-    warm = per_call_us(locator.lookup, ips)
+    cold = common.per_call_us(locator.lookup, ips)
+    warm = common.per_call_us(locator.lookup, ips)
     locator.close()
     return cold, warm
 
@@ -68,8 +62,8 @@ def bench_sources(n: int, rng: random.Random) -> tuple[float, float]:
     def classify(host: str) -> object:
         return sources.classify_source(host, site)
 
-    cold = per_call_us(classify, hosts)
-    warm = per_call_us(classify, hosts[: sources.CACHE_SIZE])
+    cold = common.per_call_us(classify, hosts)
+    warm = common.per_call_us(classify, hosts[: sources.CACHE_SIZE])
     return cold, warm
 
 

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,6 +324,14 @@ def build_request(method: str, path: str, port: int, body: bytes = b"", token: s
     if body or method == "POST":
         head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def per_call_us(func: Callable[[str], object], inputs: Sequence[str]) -> float:
+    """Microseconds per call of `func` over `inputs`, in one timed pass."""
+    start = time.perf_counter()
+    for item in inputs:
+        func(item)
+    return (time.perf_counter() - start) / len(inputs) * 1e6
 
 
 def fmt(value: float, digits: int = 1) -> str:
