@@ -11,11 +11,14 @@ from __future__ import annotations
 import importlib.metadata
 import ipaddress
 import os
+import random
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from hypothesis import strategies as st
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
+from footfall.enrich import geo
 from footfall.enrich.geo import (
     SPECIAL_IPV4,
     SPECIAL_IPV6,
@@ -325,3 +329,26 @@ def test_everything_python_calls_non_public_is_special(address: ipaddress.IPv4Ad
     )
     if non_public:
         assert public_address(str(address)) is None
+
+
+def test_compact_bundled_table_answers_as_geoip2fast_does() -> None:
+    """The flat-array copy of geoip2fast's data gives its engine's answers, v4 and v6."""
+    with geo._environment_preserved():
+        from geoip2fast import GeoIP2Fast
+    data = resources.files("geoip2fast") / geo.GEOIP2FAST_DATA_FILE
+    engine = GeoIP2Fast(verbose=False, geoip2fast_data_file=str(data))
+    locator = geo.open_geo(None)
+    rng = random.Random(11)
+    compared = 0
+    for i in range(3000):
+        if i % 3:
+            ip = socket.inet_ntop(socket.AF_INET, rng.getrandbits(32).to_bytes(4, "big"))
+        else:  # global unicast, where the IPv6 networks are
+            value = (0x2000 + rng.getrandbits(13)) << 112 | rng.getrandbits(112)
+            ip = socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
+        public = geo.public_address(ip)
+        if public is None:
+            continue
+        compared += 1
+        assert locator.lookup(ip).country == geo._iso_country(engine.lookup(public).country_code), ip
+    assert compared > 2000
