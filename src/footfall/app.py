@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control
+from footfall.api.sites import site_handlers
 from footfall.ingest import ai_fetch, server_api
 from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
 from footfall.ingest.http import Accepted, IngestError
@@ -135,7 +136,8 @@ def create_app(rt: Runtime) -> FastIngest:
 
     app = Litestar(
         route_handlers=[
-            server_pageview, server_event, server_batch, ai_fetch_route, healthz, readyz, openapi_document
+            server_pageview, server_event, server_batch, ai_fetch_route, healthz, readyz, openapi_document,
+            *site_handlers(rt),
         ],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

@@ -32,6 +32,14 @@ class ManageError(Exception):
     """A management request that cannot be done; the message is for the user."""
 
 
+class NotFound(ManageError):
+    """The site or token named does not exist."""
+
+
+class Conflict(ManageError):
+    """What would be created exists already."""
+
+
 @dataclass
 class Context:
     store: Store
@@ -80,7 +88,7 @@ def site_by_name(ctx: Context, name: str) -> Site:
     for s in sites:
         if s.domain == domain:
             return s
-    raise ManageError(f"no site {name!r}; `footfall sites list` shows the sites")
+    raise NotFound(f"no site {name!r}; `footfall sites list` shows the sites")
 
 
 def site_record(site: Site) -> dict[str, Any]:
@@ -99,8 +107,8 @@ def sites_add(ctx: Context, domain: str, timezone: str = "UTC", tracking_id: str
         raise ManageError("a tracking id is 4 to 64 letters, digits, '-' or '_'")
     try:
         site = ctx.store.add_site(domain, timezone, tracking_id or new_tracking_id())
-    except StoreError as exc:
-        raise ManageError(str(exc)) from None
+    except StoreError as exc:  # the domain or tracking id is taken
+        raise Conflict(str(exc)) from None
     ctx.on_change()
     return site_record(site)
 
@@ -206,8 +214,8 @@ def tokens_create(
     )
     try:
         ctx.store.add_token(token)
-    except StoreError as exc:
-        raise ManageError(str(exc)) from None
+    except StoreError as exc:  # the name is taken
+        raise Conflict(str(exc)) from None
     ctx.on_change()
     return {"token": secret, **token_record(ctx, token)}
 
@@ -221,7 +229,7 @@ def _token_by_name(ctx: Context, ref: str) -> Token:
     for t in ctx.store.list_tokens():
         if ref in (t.id, t.name):
             return t
-    raise ManageError(f"no token {ref!r}; `footfall tokens list` shows the tokens")
+    raise NotFound(f"no token {ref!r}; `footfall tokens list` shows the tokens")
 
 
 def tokens_revoke(ctx: Context, token: str) -> dict[str, Any]:

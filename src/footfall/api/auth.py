@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections.abc import Mapping
 
+from footfall.ingest.http import IngestError
 from footfall.meta import Token
 
 SCOPE_MANAGE_DATA = "site.manage_data"
@@ -40,6 +42,19 @@ def bearer_secret(authorization: str | None, api_key: str | None) -> str | None:
     if api_key and api_key.strip():
         return api_key.strip()
     return None
+
+
+def authorize(tokens: TokenRegistry, headers: Mapping[str, str], scope: str) -> Token:
+    """The token a request presents, if it holds `scope`: else 401 (none or unknown) or 403."""
+    secret = bearer_secret(headers.get("authorization"), headers.get("x-api-key"))
+    if secret is None:
+        raise IngestError(401, "missing API token: send Authorization: Bearer <token>")
+    token = tokens.authenticate(secret)
+    if token is None:
+        raise IngestError(401, "invalid API token")
+    if scope not in token.scopes:
+        raise IngestError(403, f"token lacks the {scope} scope")
+    return token
 
 
 def allows_site(token: Token, site_id: int) -> bool:

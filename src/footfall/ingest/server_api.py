@@ -85,15 +85,7 @@ _batch_encoder = msgspec.json.Encoder()
 
 
 def authorize(rt: Runtime, headers: Mapping[str, str]) -> Token:
-    secret = auth.bearer_secret(headers.get("authorization"), headers.get("x-api-key"))
-    if secret is None:
-        raise IngestError(401, "missing API token: send Authorization: Bearer <token>")
-    token = rt.tokens.authenticate(secret)
-    if token is None:
-        raise IngestError(401, "invalid API token")
-    if auth.SCOPE_MANAGE_DATA not in token.scopes:
-        raise IngestError(403, f"token lacks the {auth.SCOPE_MANAGE_DATA} scope")
-    return token
+    return auth.authorize(rt.tokens, headers, auth.SCOPE_MANAGE_DATA)
 
 
 def utc_us(moment: dt.datetime) -> int:

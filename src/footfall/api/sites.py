@@ -1,0 +1,128 @@
+"""The sites API: what `footfall sites` does, over HTTP, for a token with `sites.manage`.
+
+    GET    /api/sites                   the sites the token may touch
+    POST   /api/sites                   {"domain", "timezone"?, "tracking_id"?} -> 201 the site
+    GET    /api/sites/{site}            one site, its counts and tokens
+    PATCH  /api/sites/{site}            settings: exclusions and kept query parameters
+    DELETE /api/sites/{site}            the site and all of its data
+
+`{site}` is a domain, tracking id or numeric id. The same `manage` functions as the CLI do the
+work, so both paths validate and answer alike. A token limited to some sites sees and changes
+only those, and cannot add sites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, delete, get, patch, post
+from litestar.handlers import HTTPRouteHandler
+
+from footfall import manage
+from footfall.api import auth
+from footfall.ingest.http import IngestError
+from footfall.meta import Token
+from footfall.runtime import Runtime
+
+Domain = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+Items = Annotated[list[Annotated[str, msgspec.Meta(max_length=200)]], msgspec.Meta(max_length=1000)]
+
+
+class NewSite(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    domain: Domain
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
+    tracking_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class SiteChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Each list given replaces that list; an empty list clears it."""
+
+    exclude_ips: Items | None = None
+    exclude_countries: Items | None = None
+    exclude_paths: Items | None = None
+    query_params: Items | None = None
+
+
+def _status(exc: manage.ManageError) -> int:
+    if isinstance(exc, manage.NotFound):
+        return 404
+    if isinstance(exc, manage.Conflict):
+        return 409
+    return 422
+
+
+def site_handlers(rt: Runtime) -> list[HTTPRouteHandler]:
+    """The route handlers, bound to one runtime."""
+
+    def authorized(request: Request[Any, Any, Any]) -> Token:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return auth.authorize(rt.tokens, headers, auth.SCOPE_SITES_MANAGE)
+
+    def allowed(token: Token, record: dict[str, Any]) -> bool:
+        return auth.allows_site(token, int(record["id"]))
+
+    async def run(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # The store is used from a worker thread: DuckDB calls block.
+        try:
+            return await asyncio.to_thread(func, rt.manage, *args, **kwargs)
+        except manage.ManageError as exc:
+            raise IngestError(_status(exc), str(exc)) from None
+
+    async def one(token: Token, ref: str) -> dict[str, Any]:
+        record: dict[str, Any] = await run(manage.sites_show, ref)
+        if not allowed(token, record):
+            # As if it did not exist: a limited token does not learn other sites' names.
+            raise IngestError(404, f"no site {ref!r}")
+        return record
+
+    async def answer(request: Request[Any, Any, Any], work: Callable[[Token], Any], status: int = 200) -> Response[Any]:
+        try:
+            result = await work(authorized(request))
+        except IngestError as exc:
+            return Response(content=exc.body(), status_code=exc.status, media_type="application/json")
+        return Response(content=result, status_code=status)
+
+    @get("/api/sites", operation_id="listSites")
+    async def list_sites(request: Request[Any, Any, Any]) -> Response[Any]:
+        async def work(token: Token) -> list[dict[str, Any]]:
+            records: list[dict[str, Any]] = await run(manage.sites_list)
+            return [r for r in records if allowed(token, r)]
+
+        return await answer(request, work)
+
+    @post("/api/sites", operation_id="addSite")
+    async def add_site(request: Request[Any, Any, Any], data: NewSite) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            if token.site_ids is not None:
+                raise IngestError(403, "a token limited to some sites cannot add sites")
+            record: dict[str, Any] = await run(manage.sites_add, data.domain, data.timezone, data.tracking_id)
+            return record
+
+        return await answer(request, work, 201)
+
+    @get("/api/sites/{site:str}", operation_id="showSite")
+    async def show_site(request: Request[Any, Any, Any], site: str) -> Response[Any]:
+        return await answer(request, lambda token: one(token, site))
+
+    @patch("/api/sites/{site:str}", operation_id="updateSite")
+    async def update_site(request: Request[Any, Any, Any], site: str, data: SiteChanges) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            await one(token, site)
+            record: dict[str, Any] = await run(manage.sites_update, site, **msgspec.structs.asdict(data))
+            return record
+
+        return await answer(request, work)
+
+    @delete("/api/sites/{site:str}", operation_id="removeSite", status_code=200)
+    async def remove_site(request: Request[Any, Any, Any], site: str) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            await one(token, site)
+            result: dict[str, Any] = await run(manage.sites_remove, site)
+            return result
+
+        return await answer(request, work)
+
+    return [list_sites, add_site, show_site, update_site, remove_site]
