@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from footfall.enrich import bots
+from footfall.enrich import bots, textcache
 from footfall.enrich.bots import BotMatch, detect_bot, is_ai_crawler
 from footfall.enrich.data import bot_rules
 from tests import agent_corpus
@@ -302,7 +302,7 @@ def test_second_call_hits_the_cache() -> None:
 
 def test_long_agents_bypass_the_cache() -> None:
     bots.cache_clear()
-    assert detect_bot("curl/8.4.0 " + "x" * bots.CACHEABLE_LENGTH) is not None
+    assert detect_bot("curl/8.4.0 " + "x" * textcache.AGENT_CACHEABLE_LENGTH) is not None
     assert bots.cache_info().currsize == 0
 
 

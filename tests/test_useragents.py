@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from ua_parser import BasicResolver, load_builtins
 
-from footfall.enrich import useragents
+from footfall.enrich import textcache, useragents
 from footfall.enrich.useragents import NO_AGENT, Agent, parse_agent, parse_uncached
 from tests import agent_corpus
 
@@ -184,7 +184,7 @@ def test_second_call_hits_the_cache() -> None:
 
 def test_long_agents_bypass_the_cache() -> None:
     useragents.cache_clear()
-    long_agent = REAL_AGENTS[0][1] + " x" * useragents.CACHEABLE_LENGTH
+    long_agent = REAL_AGENTS[0][1] + " x" * textcache.AGENT_CACHEABLE_LENGTH
     assert parse_agent(long_agent).browser == "Chrome"
     assert useragents.cache_info().currsize == 0
 

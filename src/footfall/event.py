@@ -28,33 +28,25 @@ DROP_PATH = "excluded_path"
 # passes over hundreds of thousands of live events off the ingest path. omit_defaults: the
 # spooled JSON carries only the fields a record has, which halves what is encoded, fsync'd
 # and parsed again by the store (it reads a missing field as its default).
-class Event(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    # A caller-derived id (e.g. the log importer's, from file content and line) or None: the
-    # store then assigns a UUIDv7 at insert, off the ingest path. Replays of a spool segment
-    # are made idempotent by the spool ledger, not by this id.
-    event_id: str | None = None
+#
+# Not keyword-only, and in this order (required fields first, the rarely set ones last): the
+# enricher builds one Event per hit positionally, which msgspec does in a quarter of the time
+# keyword arguments take (0.27 against 0.98 µs, a seventh of all enrichment). Everyone else
+# uses keywords. The table's column order is the store's own (it inserts by name).
+class Event(msgspec.Struct, gc=False, omit_defaults=True):
     site_id: int
     ts: int  # analytics time, microseconds since the Unix epoch, UTC
     received_at: int  # microseconds since the Unix epoch, UTC
     kind: str
     name: str
+    visitor_id: int  # keyed 64-bit hash; see enrich.visitors
+    source_api: str
     hostname: str = ""
     pathname: str = ""
     referrer_host: str = ""
     referrer_path: str = ""
     source: str = ""  # display name: "Google", "Hacker News", or the referring host
     channel: str = ""  # search, social, ai, email, referral, paid or direct
-    utm_source: str = ""
-    utm_medium: str = ""
-    utm_campaign: str = ""
-    utm_term: str = ""
-    utm_content: str = ""
-    visitor_id: int  # keyed 64-bit hash; see enrich.visitors
-    # The caller's explicit session id; the writer turns every record's session into the
-    # 64-bit `session_id` column (see pipeline.sessions).
-    session_key: str | None = None
-    page_id: str | None = None  # None for a pageview: the store assigns a UUIDv7
-    user_id: str | None = None
     browser: str = ""
     browser_version: str = ""
     os: str = ""
@@ -63,12 +55,25 @@ class Event(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     country: str = ""
     region: str = ""
     city: str = ""
+    # The caller's explicit session id; the writer turns every record's session into the
+    # 64-bit `session_id` column (see pipeline.sessions).
+    session_key: str | None = None
+    page_id: str | None = None  # None for a pageview: the store assigns a UUIDv7
+    user_id: str | None = None
     language: str = ""
     screen_width: int | None = None
     props: dict[str, str] = msgspec.field(default_factory=dict)
     revenue_amount: float | None = None
     revenue_currency: str | None = None
-    source_api: str
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    utm_term: str = ""
+    utm_content: str = ""
+    # A caller-derived id (e.g. the log importer's, from file content and line) or None: the
+    # store then assigns a UUIDv7 at insert, off the ingest path. Replays of a spool segment
+    # are made idempotent by the spool ledger, not by this id.
+    event_id: str | None = None
     # Only for AI_FETCH and DROPPED records; never columns of the events table.
     bot: str = ""  # e.g. "GPTBot"
     bot_family: str = ""  # the operator, e.g. "OpenAI"

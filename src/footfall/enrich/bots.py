@@ -24,20 +24,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from footfall.enrich.data import bot_rules
-
-if TYPE_CHECKING:
-    from functools import _CacheInfo
-
-# Same bounds as the user-agent parser's cache; see footfall.enrich.useragents.
-CACHE_SIZE = 16_384
-CACHEABLE_LENGTH = 512
+from footfall.enrich.textcache import TextCache
 
 CRAWLER_PACKAGE = "crawleruseragents"
 CRAWLER_DATA_FILE = "crawler-user-agents.json"
@@ -405,25 +398,14 @@ def detect_uncached(user_agent: str) -> BotMatch | None:
     return _match_ai_table(lowered) or _match_crawler_package(user_agent) or _match_generic(user_agent, lowered)
 
 
-_detect_cached = lru_cache(maxsize=CACHE_SIZE)(detect_uncached)
-
-
-def detect_bot(user_agent: str) -> BotMatch | None:
-    """The bot behind a user agent, or None for a person's browser."""
-    if len(user_agent) > CACHEABLE_LENGTH:
-        return detect_uncached(user_agent)
-    return _detect_cached(user_agent)
+_cache = TextCache(detect_uncached)
+# The bot behind a user agent, or None for a person's browser (cached).
+detect_bot: Callable[[str], BotMatch | None] = _cache.lookup
+cache_clear = _cache.clear
+cache_info = _cache.info
 
 
 def is_ai_crawler(user_agent: str) -> BotMatch | None:
     """The match when the agent is an AI crawler, searcher or assistant fetcher, else None."""
     match = detect_bot(user_agent)
     return match if match is not None and match.ai else None
-
-
-def cache_info() -> _CacheInfo:
-    return _detect_cached.cache_info()
-
-
-def cache_clear() -> None:
-    _detect_cached.cache_clear()

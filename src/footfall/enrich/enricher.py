@@ -13,9 +13,10 @@ from typing import cast
 
 from footfall.enrich import bots, sources, urls
 from footfall.enrich.exclusions import NO_EXCLUSIONS, Exclusions
-from footfall.enrich.geo import GeoLocator
+from footfall.enrich.geo import Geo, GeoLocator
 from footfall.enrich.sites import CompiledSettings, SiteRegistry
-from footfall.enrich.useragents import parse_agent
+from footfall.enrich.textcache import TextCache
+from footfall.enrich.useragents import Agent, parse_uncached
 from footfall.enrich.visitors import SaltRing
 from footfall.event import (
     AI_FETCH,
@@ -66,19 +67,25 @@ class Enricher:
     def enrich(self, hit: Hit) -> Event | None:
         """The record of a hit; None when the visitor asked not to be tracked (not even
         counted: seed 000 stores nothing for `dnt`). This runs for every hit, so its common
-        path is written for speed: cached lookups, no work for features a site does not use."""
+        path is written for speed: one cached lookup per input (agent, referrer, address),
+        no work for features a site does not use, keyword arguments only for what is set."""
         if hit.dnt:
             return None
         agent_text = hit.user_agent
-        # An empty agent is "Other", still counted (seed 001); bots are told apart by what
-        # they say they are.
-        bot = bots.detect_bot(agent_text) if agent_text else None
-        if bot is not None:
-            return ai_fetch(hit, bot) if bot.ai else not_counted(hit, DROP_BOT, bot)
-        ref_host, ref_path = urls.split_referrer(hit.referrer) if hit.referrer else _NO_REFERRER
-        if ref_host and sources.is_referrer_spam(ref_host):
-            return not_counted(hit, DROP_SPAM)
+        agent = identify(agent_text)
+        if isinstance(agent, bots.BotMatch):
+            return ai_fetch(hit, agent) if agent.ai else not_counted(hit, DROP_BOT, agent)
         page = hit.page
+        # The campaign values present, keyed by their Event field names (urls.UTM_KEYS).
+        utm = page.utm
+        if hit.utm:  # a contract's explicit campaign fields win over the URL's
+            utm = cast(urls.Utm, {**utm, **{k: v for k, v in hit.utm.items() if v and k in urls.UTM_KEYS}})
+        if hit.referrer or utm:
+            ref = sources.referral(hit.referrer, page.hostname, utm.get("utm_source", ""), utm.get("utm_medium", ""))
+            if ref is None:
+                return not_counted(hit, DROP_SPAM)
+        else:
+            ref = sources.DIRECT_REFERRAL
         geo = self.geo.lookup(hit.ip)
         site_id = hit.site_id
         settings = self.sites.settings_of(site_id)
@@ -87,47 +94,34 @@ class Enricher:
             if reason is not None:
                 return not_counted(hit, reason)
 
-        # The campaign values present, keyed by their Event field names (urls.UTM_KEYS).
-        utm = page.utm
-        if hit.utm:  # a contract's explicit campaign fields win over the URL's
-            utm = cast(urls.Utm, {**utm, **{k: v for k, v in hit.utm.items() if v and k in urls.UTM_KEYS}})
-        source = sources.classify_source(ref_host, page.hostname, utm.get("utm_source", ""), utm.get("utm_medium", ""))
-        agent = parse_agent(agent_text)
         props = {k: prop_to_str(v) for k, v in hit.props.items()} if hit.props else {}
         if page.query and settings is not None and settings.query_params:
             props.update(urls.allowed_query(page.query, settings.query_params, QUERY_PROP_PREFIX))
-        return Event(
-            site_id=site_id,
-            ts=hit.ts_us,
-            received_at=hit.received_us,
-            kind=hit.kind,
-            name=hit.name if hit.kind != PAGEVIEW else PAGEVIEW,
-            hostname=page.hostname,
-            pathname=page.pathname,
-            referrer_host=ref_host,
-            referrer_path=ref_path,
-            source=source.source,
-            channel=source.channel,
-            **utm,
-            visitor_id=self.salts.visitor_id(site_id, hit.ts_us, hit.ip, agent_text),
-            session_key=hit.session_id,
-            page_id=hit.page_id,
-            user_id=hit.user_id,
-            browser=agent.browser,
-            browser_version=agent.browser_version,
-            os=agent.os,
-            os_version=agent.os_version,
-            device=agent.device,
-            country=geo.country,
-            region=geo.region,
-            city=geo.city,
-            language=hit.language,
-            screen_width=hit.screen_width,
-            props=props,
-            revenue_amount=hit.revenue_amount,
-            revenue_currency=hit.revenue_currency,
-            source_api=hit.source_api,
+        event = Event(  # positionally, in ENRICHED_FIELDS order: see event.py for why
+            site_id,
+            hit.ts_us,
+            hit.received_us,
+            hit.kind,
+            hit.name if hit.kind != PAGEVIEW else PAGEVIEW,
+            self.salts.visitor_id(site_id, hit.ts_us, hit.ip, agent_text),
+            hit.source_api,
+            page.hostname,
+            page.pathname,
+            *ref,
+            *agent,
+            *geo,
+            hit.session_id,
+            hit.page_id,
+            hit.user_id,
+            hit.language,
+            hit.screen_width,
+            props,
+            hit.revenue_amount,
+            hit.revenue_currency,
         )
+        for key, value in utm.items():  # rare, and cheaper than a ** in every call
+            setattr(event, key, value)
+        return event
 
     def _excluded(self, hit: Hit, country: str, settings: CompiledSettings | None) -> str | None:
         path = hit.page.pathname
@@ -139,7 +133,30 @@ class Enricher:
         return reason
 
 
-_NO_REFERRER = ("", "")
+# The Event fields `Enricher.enrich` passes by position, named after what fills them. Checked
+# at import, so a reordered Event or tuple fails loudly instead of filling the wrong columns.
+ENRICHED_FIELDS = (
+    "site_id", "ts", "received_at", "kind", "name", "visitor_id", "source_api", "hostname", "pathname",
+    *("referrer_" + f if f in ("host", "path") else f for f in sources.Referral._fields),
+    *Agent._fields,
+    *Geo._fields,
+    "session_key", "page_id", "user_id", "language", "screen_width", "props", "revenue_amount", "revenue_currency",
+)  # fmt: skip
+if Event.__struct_fields__[: len(ENRICHED_FIELDS)] != ENRICHED_FIELDS:
+    raise ImportError("Event's fields are not in the order Enricher.enrich passes them")
+
+
+def _identify_uncached(user_agent: str) -> bots.BotMatch | Agent:
+    """The bot an agent names, else the browser, OS and device it describes. An empty agent
+    is "Other", still counted (seed 001); "-" or blanks are the "empty" bot."""
+    bot = bots.detect_uncached(user_agent) if user_agent else None
+    return bot if bot is not None else parse_uncached(user_agent)
+
+
+# Bot detection and agent parsing, cached together: one lookup per hit.
+_identity_cache = TextCache(_identify_uncached)
+identify = _identity_cache.lookup
+clear_identity_cache = _identity_cache.clear
 
 
 def ai_fetch(

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from footfall.enrich.urls import normalize_host
+from footfall.enrich.urls import URL_CACHE_SIZE, normalize_host, split_referrer
 
 SEARCH = "search"
 SOCIAL = "social"
@@ -343,3 +343,26 @@ def is_referrer_spam(referrer_host: str) -> bool:
     spam = _tables().spam
     labels = normalize_host(referrer_host).split(".")
     return any(".".join(labels[start:]) in spam for start in range(len(labels) - 1))
+
+
+class Referral(NamedTuple):
+    """Where a visit came from: the referrer's host and path, and the source and channel."""
+
+    host: str
+    path: str
+    source: str
+    channel: str
+
+
+DIRECT_REFERRAL = Referral("", "", DIRECT_VISIT.source, DIRECT_VISIT.channel)
+
+
+@functools.lru_cache(maxsize=URL_CACHE_SIZE)
+def referral(referrer: str, site_host: str, utm_source: str, utm_medium: str) -> Referral | None:
+    """The referral of a hit from its raw referrer URL and campaign values, in one cached
+    step (the enricher's: one lookup per hit instead of three); None for referrer spam."""
+    host, path = split_referrer(referrer)
+    if host and is_referrer_spam(host):
+        return None
+    found = classify_source(host, site_host, utm_source, utm_medium)
+    return Referral(host, path, found.source, found.channel)

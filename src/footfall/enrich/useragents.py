@@ -22,19 +22,12 @@ iPadOS 13) send a Mac agent and count as desktop, and an Android tablet whose br
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from ua_parser import OS, BasicResolver, Domain, Resolver, UserAgent, load_builtins, load_lazy_builtins
 
-if TYPE_CHECKING:
-    from functools import _CacheInfo
-
-# Agents repeat heavily (a million hits carry a few thousand distinct agents). Only agents up to
-# CACHEABLE_LENGTH characters are cached, so a flood of long unique agents cannot hold more than
-# CACHE_SIZE * CACHEABLE_LENGTH characters; real browser agents are well under that length.
-CACHE_SIZE = 16_384
-CACHEABLE_LENGTH = 512
+from footfall.enrich.textcache import TextCache
 
 DESKTOP = "desktop"
 MOBILE = "mobile"
@@ -167,21 +160,8 @@ def parse_uncached(user_agent: str, resolver: Resolver | None = None) -> Agent:
     )
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def _parse_cached(user_agent: str) -> Agent:
-    return parse_uncached(user_agent)
-
-
-def parse_agent(user_agent: str) -> Agent:
-    """Browser, OS and device class of a user agent; an empty agent is all "Other"."""
-    if len(user_agent) > CACHEABLE_LENGTH:
-        return parse_uncached(user_agent)
-    return _parse_cached(user_agent)
-
-
-def cache_info() -> _CacheInfo:
-    return _parse_cached.cache_info()
-
-
-def cache_clear() -> None:
-    _parse_cached.cache_clear()
+_cache = TextCache(parse_uncached)
+# Browser, OS and device class of a user agent; an empty agent is all "Other" (cached).
+parse_agent: Callable[[str], Agent] = _cache.lookup
+cache_clear = _cache.clear
+cache_info = _cache.info
