@@ -42,7 +42,8 @@ class SiteRegistry:
             self._by_domain, self._by_id, self._settings = by_domain, by_id, settings
 
     def by_hostname(self, hostname: str) -> Site | None:
-        return self._by_domain.get(normalize_host(hostname))
+        # Ingest passes hosts that split_page_url normalized already: try them as they are.
+        return self._by_domain.get(hostname) or self._by_domain.get(normalize_host(hostname))
 
     def by_id(self, site_id: int) -> Site | None:
         return self._by_id.get(site_id)

@@ -88,11 +88,14 @@ def authorize(rt: Runtime, headers: Mapping[str, str]) -> Token:
     return auth.authorize(rt.tokens, headers, auth.SCOPE_MANAGE_DATA)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def utc_us(moment: dt.datetime) -> int:
     if moment.tzinfo is None:
         raise IngestError(422, "timestamp must be RFC3339 with a time zone offset or Z", "timestamp")
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (moment - _EPOCH) // _MICROSECOND  # exact integer arithmetic, in C
 
 
 def to_hit(rt: Runtime, record: ServerRecord, kind: str, token: Token, now_us: int) -> Hit:

@@ -18,6 +18,12 @@ from footfall.store.base import Store
 
 log = logging.getLogger(__name__)
 
+# When the writer is idle it has the store fold its log into the database file (a checkpoint),
+# work that would otherwise land in the middle of a burst: once the log holds this much (DuckDB's
+# own threshold, ~40,000 events), or after this long without new events.
+IDLE_CHECKPOINT_WAL_BYTES = 16 << 20
+IDLE_CHECKPOINT_AFTER_S = 10.0
+
 
 def load_batch(store: Store, sessionizer: Sessionizer, payloads: list[bytes], segments: list[str]) -> int:
     """Spooled events into the store in one transaction: stage them, assign their sessions,
@@ -66,15 +72,22 @@ class Writer:
 
     def _run(self) -> None:
         failures = 0
+        dirty = False  # committed since the last checkpoint
         while True:
             segments = self.spool.closed_segments()
             if not segments:
                 if self._stop.is_set():
                     return
+                if dirty and (
+                    self.store.wal_bytes() >= IDLE_CHECKPOINT_WAL_BYTES
+                    or time.time() - (self.last_commit_at or 0.0) >= IDLE_CHECKPOINT_AFTER_S
+                ):
+                    dirty = not self.store.checkpoint()
                 self.spool.wait_for_segments(timeout=0.25)
                 continue
             try:
                 self.drain_once(segments)
+                dirty = True
                 failures = 0
                 self.last_error = None
             except Exception as exc:  # keep the segments; try again, never drop them

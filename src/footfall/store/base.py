@@ -37,13 +37,14 @@ class SessionSpan(NamedTuple):
     end_us: int
 
 
-class VisitorWindow(NamedTuple):
-    """Implicit sessions of this visitor touching [lo_us, hi_us] are wanted."""
+class VisitorWindows(NamedTuple):
+    """Implicit sessions of visitor k touching [lo_us[k], hi_us[k]] are wanted; as columns,
+    which the sessionizer fills and the store hands to its engine without a tuple per row."""
 
-    site_id: int
-    visitor_id: int
-    lo_us: int
-    hi_us: int
+    site_id: list[int]
+    visitor_id: list[int]
+    lo_us: list[int]
+    hi_us: list[int]
 
 
 class SessionMerge(NamedTuple):
@@ -74,7 +75,7 @@ class Store(Protocol):
     # the writer
     def committed_segments(self) -> set[str]: ...
     def forget_segments(self, names: list[str]) -> None: ...
-    def session_spans(self, windows: list[VisitorWindow], gap_us: int) -> list[SessionSpan]: ...
+    def session_spans(self, windows: VisitorWindows, gap_us: int) -> list[SessionSpan]: ...
     def stage_batch(self, payloads: list[bytes]) -> Staged: ...
     def commit_staged(
         self, session_ids: list[int], merges: list[SessionMerge], segments: list[str]
@@ -85,4 +86,6 @@ class Store(Protocol):
     def count_ai_fetches(self, site_id: int) -> int: ...
     def run_query(self, query: Query) -> QueryResult: ...
     def healthy(self) -> dict[str, Any]: ...
+    def wal_bytes(self) -> int: ...
+    def checkpoint(self) -> bool: ...
     def close(self) -> None: ...
