@@ -50,7 +50,9 @@ def test_add_list_show_update_remove(admin: tuple[Site, str]) -> None:
              {"exclude_ips": ["10.0.0.0/8"], "exclude_paths": ["/admin/*"], "query_params": ["q"]})
     assert r.status_code == 200, r.text
     assert r.json()["settings"] == {"exclude_ips": ["10.0.0.0/8"], "exclude_countries": [],
-                                    "exclude_paths": ["/admin/*"], "query_params": ["q"]}
+                                    "exclude_paths": ["/admin/*"], "query_params": ["q"],
+                                    "monthly_pageview_cap": None, "allow_forwarded_for": False,
+                                    "respect_dnt": True}
     # The CLI sees what the API set, and the other way round.
     assert cli_json(site.server.data_dir, "sites", "show", "shop.example")["settings"]["exclude_ips"] == ["10.0.0.0/8"]
     r = call(site, "PATCH", "/api/sites/shop.example", secret, {"exclude_ips": []})

@@ -17,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control
 from footfall.api.sites import site_handlers
-from footfall.ingest import ai_fetch, server_api
+from footfall.ingest import ai_fetch, collect_api, public_api, server_api
 from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
 from footfall.ingest.http import Accepted, IngestError
 from footfall.openapi import patch_openapi
@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 
 SALT_ROTATION_SECONDS = 60.0
 
+# The public endpoint is called from any site's pages: any origin may post, nothing is read
+# back but {"ok": true}, and no credentials are involved.
+_CORS = {"Access-Control-Allow-Origin": "*"}
+_PREFLIGHT = {
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response[bytes]:
     return Response(content=body, status_code=status, media_type="application/json", headers=headers)
@@ -35,19 +44,28 @@ def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Re
 def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
     """Every ingest route, once: path, body limit and the contract's work."""
 
-    def pageview(headers: Mapping[str, str], body: bytes) -> Accepted:
+    # Seed 000 names the visitor in the body; the caller's own IP is not used.
+    def pageview(_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return server_api.ingest_one(rt, "pageview", headers, body)
 
-    def event(headers: Mapping[str, str], body: bytes) -> Accepted:
+    def event(_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return server_api.ingest_one(rt, "event", headers, body)
 
-    def batch(headers: Mapping[str, str], body: bytes) -> Accepted:
+    def batch(_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return server_api.ingest_batch(rt, headers, body)
+
+    def collect_pageview(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return collect_api.collect(rt, "pageview", ip, headers, body)
+
+    def collect_event(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return collect_api.collect(rt, "event", ip, headers, body)
 
     return {
         "/api/ingest/server/pageview": IngestRoute(server_api.MAX_BODY, pageview),
         "/api/ingest/server/event": IngestRoute(server_api.MAX_BODY, event),
         "/api/ingest/server/batch": IngestRoute(server_api.MAX_BATCH_BODY, batch),
+        "/api/v1/collect/pageview": IngestRoute(collect_api.MAX_BODY, collect_pageview, collect_api.error_body),
+        "/api/v1/collect/event": IngestRoute(collect_api.MAX_BODY, collect_event, collect_api.error_body),
     }
 
 
@@ -74,6 +92,14 @@ def create_app(rt: Runtime) -> FastIngest:
     async def server_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await ingest(request)
 
+    @post("/api/v1/collect/pageview", status_code=200, operation_id="collectPageview")
+    async def collect_pageview(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await ingest(request)
+
+    @post("/api/v1/collect/event", status_code=200, operation_id="collectEvent")
+    async def collect_event(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await ingest(request)
+
     @post("/api/sites/{site:str}/ingest/ai-fetch", status_code=202, operation_id="ingestAiFetch")
     async def ai_fetch_route(request: Request[Any, Any, Any], site: str) -> Response[bytes]:
         route = IngestRoute(ai_fetch.MAX_BODY, functools.partial(ai_fetch.ingest_ai_fetch, rt, site))
@@ -81,6 +107,14 @@ def create_app(rt: Runtime) -> FastIngest:
         headers = {k.lower(): v for k, v in request.headers.items()}
         status, body, extra = await run_route(rt, route, peer, headers, cast(Receive, request.receive))
         return _json(status, body, extra)
+
+    @post("/e/{code:str}", status_code=202, operation_id="trackPublic")
+    async def public_track(request: Request[Any, Any, Any], code: str) -> Response[bytes]:
+        route = IngestRoute(public_api.MAX_BODY, functools.partial(public_api.track, rt, code), rate_limited=False)
+        peer = request.client.host if request.client else None
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        status, body, extra = await run_route(rt, route, peer, headers, cast(Receive, request.receive))
+        return _json(status, body, {**extra, **_CORS})
 
     @get("/healthz", operation_id="health")
     async def healthz() -> dict[str, Any]:
@@ -136,7 +170,8 @@ def create_app(rt: Runtime) -> FastIngest:
 
     app = Litestar(
         route_handlers=[
-            server_pageview, server_event, server_batch, ai_fetch_route, healthz, readyz, openapi_document,
+            server_pageview, server_event, server_batch, collect_pageview, collect_event, ai_fetch_route,
+            public_track, healthz, readyz, openapi_document,
             *site_handlers(rt),
         ],
         lifespan=[lifespan],
@@ -151,4 +186,4 @@ def create_app(rt: Runtime) -> FastIngest:
         logging_config=None,  # footfall.log configures logging once for the process
         debug=False,
     )
-    return FastIngest(rt, routes, app)
+    return FastIngest(rt, routes, app, preflight={"/e/": {**_CORS, **_PREFLIGHT}})

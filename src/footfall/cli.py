@@ -176,13 +176,29 @@ def sites_update(
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="Query parameter kept as property query.NAME (e.g. q); repeat; '' clears."),
     ] = None,
+    monthly_pageview_cap: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=0, help="Pageviews a month past which the collect API answers 402; 0 removes the cap."),
+    ] = None,
+    allow_forwarded_for: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--allow-forwarded-for/--no-allow-forwarded-for",
+            help="On /e/{trackingCode}, take the visitor's IP from X-Forwarded-For even from untrusted callers.",
+        ),
+    ] = None,
+    respect_dnt: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--respect-dnt/--ignore-dnt", help="Browser hits with DNT: 1 or Sec-GPC: 1 are not tracked."),
+    ] = None,
     data_dir: DataDir = None,
     as_json: Json = False,
 ) -> None:
-    """Change a site's exclusions and the query parameters it keeps."""
+    """Change a site's exclusions, the query parameters it keeps and its monthly pageview cap."""
     record = _call(
         data_dir, "sites.update", site=site, exclude_ips=exclude_ip, exclude_countries=exclude_country,
-        exclude_paths=exclude_path, query_params=query_param,
+        exclude_paths=exclude_path, query_params=query_param, monthly_pageview_cap=monthly_pageview_cap,
+        allow_forwarded_for=allow_forwarded_for, respect_dnt=respect_dnt,
     )
     if as_json:
         _print_json(record)

@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     ingest_burst: int = Field(
         default=40, ge=1, description="Ingest token bucket size per client IP."
     )
+    public_rate_per_10s: int = Field(
+        default=60,
+        ge=0,
+        description="Requests per visitor IP in 10 s to the public endpoint /e/{trackingCode} (burst); 0 turns it off.",
+    )
+    public_rate_per_hour: int = Field(
+        default=5000,
+        ge=0,
+        description="Requests per visitor IP in an hour to the public endpoint /e/{trackingCode}; 0 turns it off.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated IPs or CIDRs whose X-Forwarded-For is believed. Empty trusts no one.",

@@ -144,8 +144,11 @@ def sites_update(
     exclude_countries: list[str] | None = None,
     exclude_paths: list[str] | None = None,
     query_params: list[str] | None = None,
+    monthly_pageview_cap: int | None = None,
+    allow_forwarded_for: bool | None = None,
+    respect_dnt: bool | None = None,
 ) -> dict[str, Any]:
-    """Change a site's settings; each list given replaces that list."""
+    """Change a site's settings; each list given replaces that list. A cap of 0 removes it."""
     s = site_by_name(ctx, site)
     changes: dict[str, Any] = {}
     try:
@@ -163,6 +166,14 @@ def sites_update(
         if bad:
             raise ManageError(f"not a query parameter name to keep: {bad[0]!r}")
         changes["query_params"] = params
+    if monthly_pageview_cap is not None:
+        if monthly_pageview_cap < 0:
+            raise ManageError("the monthly pageview cap is a number of pageviews, or 0 for none")
+        changes["monthly_pageview_cap"] = monthly_pageview_cap or None
+    if allow_forwarded_for is not None:
+        changes["allow_forwarded_for"] = allow_forwarded_for
+    if respect_dnt is not None:
+        changes["respect_dnt"] = respect_dnt
     settings = msgspec.structs.replace(s.settings, **changes)
     ctx.store.update_site_settings(s.id, settings)
     ctx.on_change()

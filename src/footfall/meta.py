@@ -14,6 +14,14 @@ class SiteSettings(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True
     # Query parameters kept (as the `query.<name>` property) when the rest is stripped, e.g.
     # `q` for site search.
     query_params: tuple[str, ...] = ()
+    # Pageviews received in a calendar month (UTC) past which the collect API (seed 001)
+    # answers 402 cap_exceeded; None: no cap.
+    monthly_pageview_cap: int | None = None
+    # The public endpoint /e/{trackingCode} (seed 002) takes the visitor's address from
+    # X-Forwarded-For even from an untrusted caller: for a backend that forwards its visitors.
+    allow_forwarded_for: bool = False
+    # Browser hits with DNT: 1 or Sec-GPC: 1 are not tracked at all, unless this is turned off.
+    respect_dnt: bool = True
 
 
 class Site(msgspec.Struct, kw_only=True, frozen=True):

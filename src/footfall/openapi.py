@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from footfall.ingest import ai_fetch, server_api
+from footfall.ingest import ai_fetch, collect_api, public_api, server_api
 
 _ERRORS = {
     "400": "Malformed JSON",
@@ -24,16 +24,21 @@ _ERRORS = {
     "429": "Rate limited; see Retry-After",
 }
 
-# path -> (request body type, success status, success body type or None for empty)
-INGEST_OPERATIONS: dict[str, tuple[Any, str, Any]] = {
-    "/api/ingest/server/pageview": (server_api.ServerRecord, "202", None),
-    "/api/ingest/server/event": (server_api.ServerRecord, "202", None),
-    "/api/ingest/server/batch": (
-        list[server_api.BatchRecord] | server_api.BatchEnvelope,
-        "202",
-        server_api.BatchResult,
-    ),
-    "/api/sites/{site}/ingest/ai-fetch": (ai_fetch.AiFetchRecord, "202", None),
+_COLLECT_ERRORS = {
+    **{code: text for code, text in _ERRORS.items() if code != "404"},
+    "402": "The site's monthly pageview cap is reached: {ok: false, reason: cap_exceeded}",
+    "403": "The token lacks the collect:write scope or the site",
+    "404": "Unknown tracking id: {ok: false}",
+    "422": "Fields failed validation; `errors` names each",
+}
+
+
+_PUBLIC_ERRORS = {
+    "400": "Malformed JSON",
+    "413": "Body too large",
+    "415": "Content-Type is not application/json or text/plain",
+    "422": "A field is invalid; `field` names it",
+    "429": "Rate limited (per visitor IP: 60 per 10 s, 5,000 per hour by default); see Retry-After",
 }
 
 
@@ -42,13 +47,33 @@ class Error(msgspec.Struct):
     field: str | None
 
 
+# path -> (request body type, success status, success body type or None for empty, error body
+# type, error statuses)
+INGEST_OPERATIONS: dict[str, tuple[Any, str, Any, Any, dict[str, str]]] = {
+    "/api/ingest/server/pageview": (server_api.ServerRecord, "202", None, Error, _ERRORS),
+    "/api/ingest/server/event": (server_api.ServerRecord, "202", None, Error, _ERRORS),
+    "/api/ingest/server/batch": (
+        list[server_api.BatchRecord] | server_api.BatchEnvelope,
+        "202",
+        server_api.BatchResult,
+        Error,
+        _ERRORS,
+    ),
+    "/api/v1/collect/pageview": (
+        collect_api.CollectPageview, "200", collect_api.CollectResult, collect_api.CollectError, _COLLECT_ERRORS
+    ),
+    "/api/v1/collect/event": (
+        collect_api.CollectEvent, "200", collect_api.CollectResult, collect_api.CollectError, _COLLECT_ERRORS
+    ),
+    "/api/sites/{site}/ingest/ai-fetch": (ai_fetch.AiFetchRecord, "202", None, Error, _ERRORS),
+    "/e/{code}": (public_api.PublicRecord, "202", public_api.PublicResult, Error, _PUBLIC_ERRORS),
+}
+
+
 def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
-    types = [t for op in INGEST_OPERATIONS.values() for t in (op[0], op[2]) if t is not None]
-    schemas, components = msgspec.json.schema_components(
-        [*types, Error], ref_template="#/components/schemas/{name}"
-    )
+    types = [t for op in INGEST_OPERATIONS.values() for t in (op[0], op[2], op[3]) if t is not None]
+    schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     document.setdefault("components", {}).setdefault("schemas", {}).update(components)
-    error_ref = schemas[-1]
     security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
     document["components"].setdefault("securitySchemes", {}).update(
         {
@@ -57,7 +82,7 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
         }
     )
     index = 0
-    for path, (_, status, success) in INGEST_OPERATIONS.items():
+    for path, (_, status, success, _error, errors) in INGEST_OPERATIONS.items():
         request_schema = schemas[index]
         index += 1
         op = document["paths"][path]["post"]
@@ -69,9 +94,11 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
         if success is not None:
             ok["content"] = {"application/json": {"schema": schemas[index]}}
             index += 1
+        error_ref = schemas[index]
+        index += 1
         responses = {status: ok}
-        for code, text in _ERRORS.items():
+        for code, text in errors.items():
             responses[code] = {"description": text, "content": {"application/json": {"schema": error_ref}}}
         op["responses"] = responses
-        op["security"] = security
+        op["security"] = [] if path == "/e/{code}" else security  # the public endpoint has no key
     return document

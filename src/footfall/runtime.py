@@ -21,6 +21,7 @@ from footfall.enrich.geo import open_geo
 from footfall.enrich.sites import SiteRegistry
 from footfall.enrich.visitors import SaltRing
 from footfall.event import Event, encode_event
+from footfall.ingest.caps import MonthlyPageviews
 from footfall.ingest.ratelimit import TokenBuckets
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import Spool, frame
@@ -45,7 +46,13 @@ class Runtime:
         self.geo = open_geo(settings.geoip_db)
         sources.preload()
         self.enricher = Enricher(self.salts, self.geo, self.sites, settings.exclusions)
+        self.monthly_pageviews = MonthlyPageviews(self.store)
         self.limiter = TokenBuckets(settings.ingest_rate_limit, settings.ingest_burst)
+        # Seed 002's public endpoint: a burst window and an hourly one, both per visitor IP.
+        self.public_limits = (
+            TokenBuckets(settings.public_rate_per_10s / 10, max(settings.public_rate_per_10s, 1)),
+            TokenBuckets(settings.public_rate_per_hour / 3600, max(settings.public_rate_per_hour, 1)),
+        )
         self.spool = Spool(
             settings.spool_dir, settings.spool_segment_bytes, settings.spool_rotate_ms / 1000
         )

@@ -14,7 +14,8 @@ from footfall.meta import Token
 SCOPE_MANAGE_DATA = "site.manage_data"
 SCOPE_STATS_READ = "stats.read"
 SCOPE_SITES_MANAGE = "sites.manage"
-SCOPES: tuple[str, ...] = (SCOPE_MANAGE_DATA, SCOPE_STATS_READ, SCOPE_SITES_MANAGE)
+SCOPE_COLLECT_WRITE = "collect:write"  # seed 001's ability name, kept so its docs read true
+SCOPES: tuple[str, ...] = (SCOPE_MANAGE_DATA, SCOPE_STATS_READ, SCOPE_SITES_MANAGE, SCOPE_COLLECT_WRITE)
 
 SECRET_PREFIX = "ff_"
 

@@ -44,6 +44,9 @@ class SiteChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     exclude_countries: Items | None = None
     exclude_paths: Items | None = None
     query_params: Items | None = None
+    monthly_pageview_cap: Annotated[int, msgspec.Meta(ge=0)] | None = None  # 0 removes the cap
+    allow_forwarded_for: bool | None = None
+    respect_dnt: bool | None = None
 
 
 def _status(exc: manage.ManageError) -> int:

@@ -288,6 +288,7 @@ def _match_crawler_package(user_agent: str) -> BotMatch | None:
 
 _TOOL_BY_TOKEN = {token: name for token, name in bot_rules.TOOLS}
 _TOOL_RE = re.compile(WORD_START + trie_pattern(_TOOL_BY_TOKEN))
+_HTTP_CLIENT_RE = re.compile(WORD_START + trie_pattern(token for token, _ in bot_rules.HTTP_CLIENTS))
 _STEM_RE = re.compile(trie_pattern(bot_rules.GENERIC_STEMS))
 _PREFIX_RE = re.compile(WORD_START + trie_pattern(bot_rules.GENERIC_PREFIXES))
 _PRODUCT_CHAR = re.compile(r"[a-z0-9_.\-]")
@@ -403,6 +404,11 @@ _cache = TextCache(detect_uncached)
 detect_bot: Callable[[str], BotMatch | None] = _cache.lookup
 cache_clear = _cache.clear
 cache_info = _cache.info
+
+
+def is_http_client(user_agent: str) -> bool:
+    """Whether the agent is an HTTP library or command-line client (curl, requests, fetch...)."""
+    return _HTTP_CLIENT_RE.search(user_agent.lower()) is not None
 
 
 def is_ai_crawler(user_agent: str) -> BotMatch | None:

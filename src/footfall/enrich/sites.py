@@ -30,20 +30,26 @@ class SiteRegistry:
         self._lock = threading.Lock()
         self._by_domain: dict[str, Site] = {}
         self._by_id: dict[int, Site] = {}
+        self._by_tracking_id: dict[str, Site] = {}
         self._settings: dict[int, CompiledSettings] = {}
         self.replace(sites or [])
 
     def replace(self, sites: list[Site]) -> None:
         by_domain = {s.domain: s for s in sites}
         by_id = {s.id: s for s in sites}
+        by_tracking_id = {s.tracking_id: s for s in sites}
         compiled = {s.id: _compile(s) for s in sites}
         settings = {i: c for i, c in compiled.items() if c.exclusions or c.query_params}
         with self._lock:
             self._by_domain, self._by_id, self._settings = by_domain, by_id, settings
+            self._by_tracking_id = by_tracking_id
 
     def by_hostname(self, hostname: str) -> Site | None:
         # Ingest passes hosts that split_page_url normalized already: try them as they are.
         return self._by_domain.get(hostname) or self._by_domain.get(normalize_host(hostname))
+
+    def by_tracking_id(self, tracking_id: str) -> Site | None:
+        return self._by_tracking_id.get(tracking_id)
 
     def by_id(self, site_id: int) -> Site | None:
         return self._by_id.get(site_id)

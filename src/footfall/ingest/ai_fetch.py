@@ -48,7 +48,7 @@ def find_site(rt: Runtime, ref: str) -> Site | None:
     return rt.sites.by_hostname(ref)
 
 
-def ingest_ai_fetch(rt: Runtime, site_ref: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+def ingest_ai_fetch(rt: Runtime, site_ref: str, _ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
     token = authorize(rt, headers)
     require_json(headers)
     record = decode_json(body, AiFetchRecord)

@@ -23,20 +23,28 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
-# Given the request headers (lower-case names) and body: validate, hand the events to the
-# spool, and return at once; the caller awaits durability. Raises IngestError.
-IngestWork = Callable[[Mapping[str, str], bytes], Accepted]
+# Given the caller's IP (the peer, or what trusted proxies say), the request headers
+# (lower-case names) and body: validate, hand the events to the spool, and return at once;
+# the caller awaits durability. Raises IngestError.
+IngestWork = Callable[[str, Mapping[str, str], bytes], Accepted]
+# An IngestError as the contract's error body.
+ErrorBody = Callable[[IngestError], bytes]
+
+
+def _error_body(exc: IngestError) -> bytes:
+    return exc.body()
 
 
 class IngestRoute(NamedTuple):
     max_body: int
     work: IngestWork
+    error_body: ErrorBody = _error_body  # seed 000's {"error", "field"} unless the contract differs
+    rate_limited: bool = True  # by the ingest limit per client IP; False: the work limits itself
 
 
-def check_rate(rt: Runtime, peer: str | None, headers: Mapping[str, str]) -> None:
+def check_rate(rt: Runtime, ip: str) -> None:
     if not rt.limiter.enabled:
         return
-    ip = client_ip(peer, headers.get("x-forwarded-for"), rt.settings.trusted_networks)
     wait = rt.limiter.take(ip)
     if wait > 0:
         raise IngestError(429, "rate limit exceeded; slow down", headers={"Retry-After": str(math.ceil(wait))})
@@ -68,23 +76,38 @@ async def run_route(
     accepted is durable: (status, body, headers). One coroutine on purpose: every await
     level costs a frame and a resumption per request on the hot path."""
     try:
-        check_rate(rt, peer, headers)
+        ip = client_ip(peer, headers.get("x-forwarded-for"), rt.settings.trusted_networks)
+        if route.rate_limited:
+            check_rate(rt, ip)
         check_declared_length(headers, route.max_body)
-        accepted = route.work(headers, await read_body(receive, route.max_body))
+        accepted = route.work(ip, headers, await read_body(receive, route.max_body))
         if accepted.durable is not None:
             await accepted.durable
-        return 202, accepted.body, {}
+        return accepted.status, accepted.body, {}
     except IngestError as exc:
-        return exc.status, exc.body(), exc.headers
+        return exc.status, route.error_body(exc), exc.headers
 
 
 class FastIngest:
-    def __init__(self, rt: Runtime, routes: dict[str, IngestRoute], app: ASGIApp) -> None:
+    def __init__(
+        self, rt: Runtime, routes: dict[str, IngestRoute], app: ASGIApp,
+        preflight: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         self.rt = rt
         self.routes = routes
         self.app = app
+        # Path prefix -> the headers of the answer to a CORS preflight (OPTIONS) under it.
+        self.preflight = {prefix: [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+                          for prefix, headers in (preflight or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            path = scope.get("path", "")
+            for prefix, answer in self.preflight.items():
+                if path.startswith(prefix):
+                    await send({"type": "http.response.start", "status": 204, "headers": answer})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
         route = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
         if route is None or scope["method"] != "POST":
             await self.app(scope, receive, send)

@@ -34,10 +34,11 @@ class IngestError(Exception):
 
 class Accepted(NamedTuple):
     """What a contract's work returns for a request it accepts: the spool's future for its
-    events (None when nothing is stored, e.g. DNT) and the success body."""
+    events (None when nothing is stored, e.g. DNT), the success body and status."""
 
     durable: asyncio.Future[None] | None
     body: bytes
+    status: int = 202
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]) -> str:

@@ -510,6 +510,13 @@ class DuckDBStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def pageviews_received_since(self, site_id: int, since_us: int) -> int:
+        row = self._cursor().execute(
+            "SELECT count(*) FROM events WHERE site_id = ? AND kind = 'pageview' AND received_at >= make_timestamp(?)",
+            [site_id, since_us],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     def not_counted(self, site_id: int) -> dict[str, int]:
         """Hits of a site that were not counted as visits, by reason (bots include AI fetches)."""
         rows = self._cursor().execute(

@@ -123,11 +123,10 @@ OPERATORS: Final[tuple[tuple[str, str], ...]] = (
     ("newrelic", "New Relic"),
 )
 
-# Tools that are never a person: HTTP libraries and command-line clients, headless and automated
-# browsers, uptime and synthetic monitors, and a few named fetchers. (token in the agent, display
-# name.)
-TOOLS: Final[tuple[tuple[str, str], ...]] = (
-    # HTTP libraries and clients
+# HTTP libraries and command-line clients: never a person's browser, but on an endpoint where a
+# backend reports its own visitors they name the backend, not a bot (see ingest.public_api).
+# (token in the agent, display name.)
+HTTP_CLIENTS: Final[tuple[tuple[str, str], ...]] = (
     ("curl/", "curl"),
     ("libcurl", "curl"),
     ("wget", "Wget"),
@@ -161,11 +160,17 @@ TOOLS: Final[tuple[tuple[str, str], ...]] = (
     ("(dart:io)", "Dart"),
     ("winhttp", "WinHTTP"),
     ("windowspowershell", "PowerShell"),
-    ("scrapy", "Scrapy"),
-    ("mechanize", "Mechanize"),
     ("php/", "PHP"),
     ("deno/", "Deno"),
     ("bun/", "Bun"),
+)
+
+# Tools that are never a person: HTTP libraries and command-line clients, scrapers, headless and
+# automated browsers, uptime and synthetic monitors, and a few named fetchers.
+TOOLS: Final[tuple[tuple[str, str], ...]] = (
+    *HTTP_CLIENTS,
+    ("scrapy", "Scrapy"),
+    ("mechanize", "Mechanize"),
     # headless and automated browsers
     ("headlesschrome", "HeadlessChrome"),
     ("headless", "Headless browser"),
