@@ -15,9 +15,9 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from footfall import __version__, control
+from footfall import __version__, control, tracker
 from footfall.api.sites import site_handlers
-from footfall.ingest import ai_fetch, collect_api, public_api, server_api
+from footfall.ingest import ai_fetch, browser_api, collect_api, public_api, server_api
 from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
 from footfall.ingest.http import Accepted, IngestError
 from footfall.openapi import patch_openapi
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SALT_ROTATION_SECONDS = 60.0
 
-# The public endpoint is called from any site's pages: any origin may post, nothing is read
+# The public endpoints are called from any site's pages: any origin may post, nothing is read
 # back but {"ok": true}, and no credentials are involved.
 _CORS = {"Access-Control-Allow-Origin": "*"}
 _PREFLIGHT = {
@@ -54,6 +54,12 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
     def batch(_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return server_api.ingest_batch(rt, headers, body)
 
+    def browser_pageview(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return browser_api.ingest(rt, "pageview", ip, headers, body)
+
+    def browser_event(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return browser_api.ingest(rt, "event", ip, headers, body)
+
     def collect_pageview(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return collect_api.collect(rt, "pageview", ip, headers, body)
 
@@ -64,6 +70,8 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
         "/api/ingest/server/pageview": IngestRoute(server_api.MAX_BODY, pageview),
         "/api/ingest/server/event": IngestRoute(server_api.MAX_BODY, event),
         "/api/ingest/server/batch": IngestRoute(server_api.MAX_BATCH_BODY, batch),
+        "/ingest": IngestRoute(browser_api.MAX_BODY, browser_pageview, headers=_CORS),
+        "/ingest/event": IngestRoute(browser_api.MAX_BODY, browser_event, headers=_CORS),
         "/api/v1/collect/pageview": IngestRoute(collect_api.MAX_BODY, collect_pageview, collect_api.error_body),
         "/api/v1/collect/event": IngestRoute(collect_api.MAX_BODY, collect_event, collect_api.error_body),
     }
@@ -92,6 +100,14 @@ def create_app(rt: Runtime) -> FastIngest:
     async def server_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await ingest(request)
 
+    @post("/ingest", status_code=202, operation_id="ingestBrowserPageview")
+    async def browser_pageview(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await ingest(request)
+
+    @post("/ingest/event", status_code=202, operation_id="ingestBrowserEvent")
+    async def browser_event(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await ingest(request)
+
     @post("/api/v1/collect/pageview", status_code=200, operation_id="collectPageview")
     async def collect_pageview(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await ingest(request)
@@ -110,11 +126,16 @@ def create_app(rt: Runtime) -> FastIngest:
 
     @post("/e/{code:str}", status_code=202, operation_id="trackPublic")
     async def public_track(request: Request[Any, Any, Any], code: str) -> Response[bytes]:
-        route = IngestRoute(public_api.MAX_BODY, functools.partial(public_api.track, rt, code), rate_limited=False)
+        work = functools.partial(public_api.track, rt, code)
+        route = IngestRoute(public_api.MAX_BODY, work, rate_limited=False, headers=_CORS)
         peer = request.client.host if request.client else None
         headers = {k.lower(): v for k, v in request.headers.items()}
         status, body, extra = await run_route(rt, route, peer, headers, cast(Receive, request.receive))
-        return _json(status, body, {**extra, **_CORS})
+        return _json(status, body, extra)
+
+    @get("/js/footfall.js", include_in_schema=False)
+    async def tracker_script() -> Response[bytes]:
+        return Response(content=tracker.SCRIPT, media_type="application/javascript", headers=tracker.HEADERS)
 
     @get("/healthz", operation_id="health")
     async def healthz() -> dict[str, Any]:
@@ -170,8 +191,8 @@ def create_app(rt: Runtime) -> FastIngest:
 
     app = Litestar(
         route_handlers=[
-            server_pageview, server_event, server_batch, collect_pageview, collect_event, ai_fetch_route,
-            public_track, healthz, readyz, openapi_document,
+            server_pageview, server_event, server_batch, browser_pageview, browser_event, collect_pageview,
+            collect_event, ai_fetch_route, public_track, tracker_script, healthz, readyz, openapi_document,
             *site_handlers(rt),
         ],
         lifespan=[lifespan],
@@ -186,4 +207,4 @@ def create_app(rt: Runtime) -> FastIngest:
         logging_config=None,  # footfall.log configures logging once for the process
         debug=False,
     )
-    return FastIngest(rt, routes, app, preflight={"/e/": {**_CORS, **_PREFLIGHT}})
+    return FastIngest(rt, routes, app, preflight={"/e/": {**_CORS, **_PREFLIGHT}, "/ingest": {**_CORS, **_PREFLIGHT}})

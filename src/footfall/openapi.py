@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from footfall.ingest import ai_fetch, collect_api, public_api, server_api
+from footfall.ingest import ai_fetch, browser_api, collect_api, public_api, server_api
 
 _ERRORS = {
     "400": "Malformed JSON",
@@ -42,6 +42,9 @@ _PUBLIC_ERRORS = {
 }
 
 
+_KEYLESS = ("/e/{code}", "/ingest", "/ingest/event")  # called by pages: no key
+
+
 class Error(msgspec.Struct):
     error: str
     field: str | None
@@ -66,6 +69,8 @@ INGEST_OPERATIONS: dict[str, tuple[Any, str, Any, Any, dict[str, str]]] = {
         collect_api.CollectEvent, "200", collect_api.CollectResult, collect_api.CollectError, _COLLECT_ERRORS
     ),
     "/api/sites/{site}/ingest/ai-fetch": (ai_fetch.AiFetchRecord, "202", None, Error, _ERRORS),
+    "/ingest": (browser_api.BrowserPageview, "202", None, Error, _PUBLIC_ERRORS),
+    "/ingest/event": (browser_api.BrowserEvent, "202", None, Error, _PUBLIC_ERRORS),
     "/e/{code}": (public_api.PublicRecord, "202", public_api.PublicResult, Error, _PUBLIC_ERRORS),
 }
 
@@ -100,5 +105,5 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
         for code, text in errors.items():
             responses[code] = {"description": text, "content": {"application/json": {"schema": error_ref}}}
         op["responses"] = responses
-        op["security"] = [] if path == "/e/{code}" else security  # the public endpoint has no key
+        op["security"] = [] if path in _KEYLESS else security
     return document

@@ -40,6 +40,7 @@ class IngestRoute(NamedTuple):
     work: IngestWork
     error_body: ErrorBody = _error_body  # seed 000's {"error", "field"} unless the contract differs
     rate_limited: bool = True  # by the ingest limit per client IP; False: the work limits itself
+    headers: Mapping[str, str] | None = None  # on every answer, e.g. CORS for pages' endpoints
 
 
 def check_rate(rt: Runtime, ip: str) -> None:
@@ -83,9 +84,9 @@ async def run_route(
         accepted = route.work(ip, headers, await read_body(receive, route.max_body))
         if accepted.durable is not None:
             await accepted.durable
-        return accepted.status, accepted.body, {}
+        return accepted.status, accepted.body, dict(route.headers or {})
     except IngestError as exc:
-        return exc.status, route.error_body(exc), exc.headers
+        return exc.status, route.error_body(exc), {**(route.headers or {}), **exc.headers}
 
 
 class FastIngest:

@@ -56,26 +56,31 @@ class PublicResult(msgspec.Struct):
 OK = msgspec.json.encode(PublicResult(ok=True))
 
 
-def track(rt: Runtime, code: str, caller_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+def check_browser_body(headers: Mapping[str, str], body: bytes) -> None:
+    """Size and type of a body a page may send: JSON, possibly labelled text/plain."""
     if len(body) > MAX_BODY:
         raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
     media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in _JSON_TYPES:
         raise IngestError(415, "Content-Type must be application/json (or text/plain, as sendBeacon sends)")
+
+
+def track(rt: Runtime, code: str, caller_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+    check_browser_body(headers, body)
     site = rt.sites.by_tracking_id(code)
     visitor_ip = _visitor_ip(site, caller_ip, headers)
     _check_rate(rt, visitor_ip)
     record = decode_json(body, PublicRecord)
     if site is None:  # answered like any other: which codes exist is nobody's business
         return Accepted(None, OK)
-    if site.settings.respect_dnt and _asks_not_to_be_tracked(headers):
+    if site.settings.respect_dnt and asks_not_to_be_tracked(headers):
         return Accepted(None, OK)  # not tracked, not even counted
     hit = _to_hit(site, record, visitor_ip, headers)
     event = rt.enricher.enrich(hit)
     return Accepted(None if event is None else rt.accept([event]), OK)
 
 
-def _asks_not_to_be_tracked(headers: Mapping[str, str]) -> bool:
+def asks_not_to_be_tracked(headers: Mapping[str, str]) -> bool:
     return headers.get("dnt", "").strip() == "1" or headers.get("sec-gpc", "").strip() == "1"
 
 
