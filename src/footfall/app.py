@@ -13,6 +13,7 @@ from typing import Any, cast
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control, tracker
@@ -80,58 +81,41 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
 def create_app(rt: Runtime) -> FastIngest:
     routes = ingest_routes(rt)
 
-    async def ingest(request: Request[Any, Any, Any]) -> Response[bytes]:
-        # Reached only if FastIngest is bypassed; these declarations document the routes.
-        peer = request.client.host if request.client else None
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        receive = cast(Receive, request.receive)
-        status, body, extra = await run_route(rt, routes[request.url.path], peer, headers, receive)
-        return _json(status, body, extra)
-
-    @post("/api/ingest/server/pageview", status_code=202, operation_id="ingestServerPageview")
-    async def server_pageview(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await ingest(request)
-
-    @post("/api/ingest/server/event", status_code=202, operation_id="ingestServerEvent")
-    async def server_event(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await ingest(request)
-
-    @post("/api/ingest/server/batch", status_code=202, operation_id="ingestServerBatch")
-    async def server_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await ingest(request)
-
-    @post("/ingest", status_code=202, operation_id="ingestBrowserPageview")
-    async def browser_pageview(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await ingest(request)
-
-    @post("/ingest/event", status_code=202, operation_id="ingestBrowserEvent")
-    async def browser_event(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await ingest(request)
-
-    @post("/api/v1/collect/pageview", status_code=200, operation_id="collectPageview")
-    async def collect_pageview(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await ingest(request)
-
-    @post("/api/v1/collect/event", status_code=200, operation_id="collectEvent")
-    async def collect_event(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await ingest(request)
-
-    @post("/api/sites/{site:str}/ingest/ai-fetch", status_code=202, operation_id="ingestAiFetch")
-    async def ai_fetch_route(request: Request[Any, Any, Any], site: str) -> Response[bytes]:
-        route = IngestRoute(ai_fetch.MAX_BODY, functools.partial(ai_fetch.ingest_ai_fetch, rt, site))
+    async def run(request: Request[Any, Any, Any], route: IngestRoute) -> Response[bytes]:
         peer = request.client.host if request.client else None
         headers = {k.lower(): v for k, v in request.headers.items()}
         status, body, extra = await run_route(rt, route, peer, headers, cast(Receive, request.receive))
         return _json(status, body, extra)
+
+    def declare(path: str, status: int, operation_id: str) -> HTTPRouteHandler:
+        """A fast route as Litestar sees it: for the OpenAPI document, and as the way in should
+        FastIngest ever be bypassed."""
+
+        async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+            return await run(request, routes[path])
+
+        handler.__name__ = operation_id
+        return post(path, status_code=status, operation_id=operation_id)(handler)
+
+    declared = [
+        declare("/api/ingest/server/pageview", 202, "ingestServerPageview"),
+        declare("/api/ingest/server/event", 202, "ingestServerEvent"),
+        declare("/api/ingest/server/batch", 202, "ingestServerBatch"),
+        declare("/ingest", 202, "ingestBrowserPageview"),
+        declare("/ingest/event", 202, "ingestBrowserEvent"),
+        declare("/api/v1/collect/pageview", 200, "collectPageview"),
+        declare("/api/v1/collect/event", 200, "collectEvent"),
+    ]
+    assert {path for h in declared for path in h.paths} == set(routes), "every fast route is declared"
+
+    @post("/api/sites/{site:str}/ingest/ai-fetch", status_code=202, operation_id="ingestAiFetch")
+    async def ai_fetch_route(request: Request[Any, Any, Any], site: str) -> Response[bytes]:
+        return await run(request, IngestRoute(ai_fetch.MAX_BODY, functools.partial(ai_fetch.ingest_ai_fetch, rt, site)))
 
     @post("/e/{code:str}", status_code=202, operation_id="trackPublic")
     async def public_track(request: Request[Any, Any, Any], code: str) -> Response[bytes]:
         work = functools.partial(public_api.track, rt, code)
-        route = IngestRoute(public_api.MAX_BODY, work, rate_limited=False, headers=_CORS)
-        peer = request.client.host if request.client else None
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        status, body, extra = await run_route(rt, route, peer, headers, cast(Receive, request.receive))
-        return _json(status, body, extra)
+        return await run(request, IngestRoute(public_api.MAX_BODY, work, rate_limited=False, headers=_CORS))
 
     @get("/js/footfall.js", include_in_schema=False)
     async def tracker_script() -> Response[bytes]:
@@ -191,8 +175,7 @@ def create_app(rt: Runtime) -> FastIngest:
 
     app = Litestar(
         route_handlers=[
-            server_pageview, server_event, server_batch, browser_pageview, browser_event, collect_pageview,
-            collect_event, ai_fetch_route, public_track, tracker_script, healthz, readyz, openapi_document,
+            *declared, ai_fetch_route, public_track, tracker_script, healthz, readyz, openapi_document,
             *site_handlers(rt),
         ],
         lifespan=[lifespan],
