@@ -26,6 +26,10 @@ sites_app = typer.Typer(no_args_is_help=True, help="Sites: domain, time zone, tr
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: scopes and sites; secrets shown once.")
 app.add_typer(sites_app, name="sites")
 app.add_typer(tokens_app, name="tokens")
+goals_app = typer.Typer(
+    no_args_is_help=True, help="Goals: conversions by event name or page path, counted at query time."
+)
+app.add_typer(goals_app, name="goals")
 
 out = Console()
 err = Console(stderr=True)
@@ -307,6 +311,53 @@ def stats_cmd(
     )
     _table(report["days"], ["date", "visitors", "visits", "pageviews", "events"], "Per day")
     _table(report["top_pages"], ["page", "visitors", "pageviews"], "Top pages")
+    if report["goals"]:
+        _table(report["goals"], ["goal", "type", "value", "visitors", "completions", "conversion_rate"], "Goals")
+
+
+# -- goals --------------------------------------------------------------------------------
+
+GOAL_COLUMNS = ["id", "name", "type", "value"]
+
+
+@goals_app.command("add")
+def goals_add(
+    site: str,
+    name: Annotated[str, typer.Option(help="What the goal is called, e.g. 'Pro Signup'.")],
+    event: Annotated[Optional[str], typer.Option(help="The event name that completes it.")] = None,  # noqa: UP045
+    page: Annotated[Optional[str], typer.Option(help="The page path that completes it; * matches anything.")] = None,  # noqa: UP045
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Add a goal: an event (--event NAME) or a pageview (--page /path/*)."""
+    if (event is None) == (page is None):
+        raise typer.BadParameter("give one of --event or --page")
+    kind, value = ("event", event) if event is not None else ("pageview", page)
+    goal = _call(data_dir, "goals.add", site=site, name=name, type=kind, value=value)
+    if as_json:
+        _print_json(goal)
+    else:
+        out.print(f"added goal [bold]{goal['name']}[/bold] ({goal['id']}): {goal['type']} {goal['value']}")
+
+
+@goals_app.command("list")
+def goals_list(site: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """A site's goals."""
+    goals = _call(data_dir, "goals.list", site=site)
+    if as_json:
+        _print_json(goals)
+    else:
+        _table(goals, GOAL_COLUMNS)
+
+
+@goals_app.command("remove")
+def goals_remove(site: str, goal: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Remove a goal, by id or name."""
+    result = _call(data_dir, "goals.remove", site=site, goal=goal)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"removed goal {result['removed']}")
 
 
 def main() -> None:

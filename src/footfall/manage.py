@@ -22,7 +22,7 @@ import msgspec
 from footfall.api import auth
 from footfall.enrich.exclusions import parse_country, parse_network, parse_path_glob
 from footfall.enrich.urls import normalize_host
-from footfall.meta import Site, Token
+from footfall.meta import Goal, Site, Token
 from footfall.query.compile import build_query, day_series
 from footfall.query.model import Filter, QueryError
 from footfall.store.base import Store, StoreError
@@ -174,10 +174,7 @@ def sites_update(
         changes["allow_forwarded_for"] = allow_forwarded_for
     if respect_dnt is not None:
         changes["respect_dnt"] = respect_dnt
-    settings = msgspec.structs.replace(s.settings, **changes)
-    ctx.store.update_site_settings(s.id, settings)
-    ctx.on_change()
-    return site_record(msgspec.structs.replace(s, settings=settings))
+    return site_record(_save_settings(ctx, s, **changes))
 
 
 def sites_remove(ctx: Context, site: str) -> dict[str, Any]:
@@ -285,6 +282,7 @@ def stats(ctx: Context, site: str, date_from: str, date_to: str, limit: int = 10
                 order_by=[("pageviews", "desc"), ("visitors", "desc")], limit=limit,
             )
         ).records()
+        goals = _goal_conversions(ctx, s, first, last, int(totals["visitors"] or 0))
     except QueryError as exc:
         raise ManageError(str(exc)) from None
     by_day = {row["time:day"]: row for row in daily}
@@ -298,7 +296,73 @@ def stats(ctx: Context, site: str, date_from: str, date_to: str, limit: int = 10
         "totals": totals,
         "days": days,
         "top_pages": [{"page": p["event:page"], "visitors": p["visitors"], "pageviews": p["pageviews"]} for p in pages],
+        "goals": goals,
     }
+
+
+# -- goals --------------------------------------------------------------------------------
+
+GOAL_TYPES = ("event", "pageview")
+
+
+def goal_filters(goal: Goal) -> list[Filter]:
+    """The filters that select a goal's conversions: an event by exact name, or a pageview
+    whose path matches the value, where `*` stands for any run of characters."""
+    if goal.type == "event":
+        return [Filter("is", "event:kind", ("event",)), Filter("is", "event:name", (goal.value,))]
+    pattern = ".*".join(re.escape(part) for part in goal.value.split("*"))
+    return [Filter("is", "event:kind", ("pageview",)), Filter("matches", "event:page", (pattern,))]
+
+
+def goals_list(ctx: Context, site: str) -> list[dict[str, Any]]:
+    return [msgspec.structs.asdict(g) for g in site_by_name(ctx, site).settings.goals]
+
+
+def goals_add(ctx: Context, site: str, name: str, type: str, value: str) -> dict[str, Any]:
+    s = site_by_name(ctx, site)
+    name, value = name.strip(), value.strip()
+    if not name or len(name) > 120:
+        raise ManageError("a goal's name is 1 to 120 characters")
+    if type not in GOAL_TYPES:
+        raise ManageError(f"a goal's type is {' or '.join(GOAL_TYPES)}, not {type!r}")
+    if not value or len(value) > 1024:
+        raise ManageError("a goal's value (event name or page path) is 1 to 1024 characters")
+    if type == "pageview" and not value.startswith("/"):
+        raise ManageError("a pageview goal's value is a path starting with / (`*` matches anything)")
+    if any(g.name == name for g in s.settings.goals):
+        raise Conflict(f"{s.domain} has a goal named {name!r} already")
+    goal = Goal(id="g_" + secrets.token_hex(4), name=name, type=type, value=value)
+    _save_settings(ctx, s, goals=(*s.settings.goals, goal))
+    return msgspec.structs.asdict(goal)
+
+
+def goals_remove(ctx: Context, site: str, goal: str) -> dict[str, Any]:
+    s = site_by_name(ctx, site)
+    kept = tuple(g for g in s.settings.goals if goal not in (g.id, g.name))
+    if len(kept) == len(s.settings.goals):
+        raise NotFound(f"{s.domain} has no goal {goal!r}; `footfall goals list {s.domain}` shows them")
+    _save_settings(ctx, s, goals=kept)
+    return {"removed": goal}
+
+
+def _save_settings(ctx: Context, s: Site, **changes: Any) -> Site:
+    settings = msgspec.structs.replace(s.settings, **changes)
+    ctx.store.update_site_settings(s.id, settings)
+    ctx.on_change()
+    return msgspec.structs.replace(s, settings=settings)
+
+
+def _goal_conversions(ctx: Context, s: Site, first: dt.date, last: dt.date, visitors: int) -> list[dict[str, Any]]:
+    out = []
+    for goal in s.settings.goals:
+        (row,) = ctx.store.run_query(
+            build_query(s, first, last, ["visitors", "events", "pageviews"], filters=goal_filters(goal))
+        ).records()
+        completions = row["events"] if goal.type == "event" else row["pageviews"]
+        rate = round(100.0 * row["visitors"] / visitors, 1) if visitors else 0.0
+        out.append({"goal": goal.name, "type": goal.type, "value": goal.value, "visitors": row["visitors"],
+                    "completions": completions, "conversion_rate": rate})
+    return out
 
 
 def _now() -> str:
@@ -316,6 +380,9 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "tokens.revoke": tokens_revoke,
     "tokens.rotate": tokens_rotate,
     "stats": stats,
+    "goals.list": goals_list,
+    "goals.add": goals_add,
+    "goals.remove": goals_remove,
 }
 
 

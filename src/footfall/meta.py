@@ -5,6 +5,16 @@ from __future__ import annotations
 import msgspec
 
 
+class Goal(msgspec.Struct, kw_only=True, frozen=True):
+    """A conversion (seed 003): an event by name, or a pageview of a path (`*` is a wildcard).
+    Goals are counted at query time, so a new goal applies to past data too."""
+
+    id: str
+    name: str
+    type: str  # "event" or "pageview"
+    value: str
+
+
 class SiteSettings(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     """What a site owner can change about how hits are counted."""
 
@@ -22,6 +32,7 @@ class SiteSettings(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True
     allow_forwarded_for: bool = False
     # Browser hits with DNT: 1 or Sec-GPC: 1 are not tracked at all, unless this is turned off.
     respect_dnt: bool = True
+    goals: tuple[Goal, ...] = ()
 
 
 class Site(msgspec.Struct, kw_only=True, frozen=True):

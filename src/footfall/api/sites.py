@@ -3,6 +3,8 @@
     GET    /api/sites                   the sites the token may touch
     POST   /api/sites                   {"domain", "timezone"?, "tracking_id"?} -> 201 the site
     GET    /api/sites/{site}            one site, its counts and tokens
+    GET    /api/sites/{site}/goals      its goals; POST {"name", "type", "value"} adds one (seed 003)
+    DELETE /api/sites/{site}/goals/{id} removes one (by id or name)
     PATCH  /api/sites/{site}            settings: exclusions and kept query parameters
     DELETE /api/sites/{site}            the site and all of its data
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
@@ -47,6 +49,14 @@ class SiteChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     monthly_pageview_cap: Annotated[int, msgspec.Meta(ge=0)] | None = None  # 0 removes the cap
     allow_forwarded_for: bool | None = None
     respect_dnt: bool | None = None
+
+
+class NewGoal(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Seed 003's goal: {"name", "type": "event"|"pageview", "value"}."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+    type: Literal["event", "pageview"]
+    value: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
 def _status(exc: manage.ManageError) -> int:
@@ -128,4 +138,31 @@ def site_handlers(rt: Runtime) -> list[HTTPRouteHandler]:
 
         return await answer(request, work)
 
-    return [list_sites, add_site, show_site, update_site, remove_site]
+    @get("/api/sites/{site:str}/goals", operation_id="listGoals")
+    async def list_goals(request: Request[Any, Any, Any], site: str) -> Response[Any]:
+        async def work(token: Token) -> list[dict[str, Any]]:
+            await one(token, site)
+            goals: list[dict[str, Any]] = await run(manage.goals_list, site)
+            return goals
+
+        return await answer(request, work)
+
+    @post("/api/sites/{site:str}/goals", operation_id="addGoal")
+    async def add_goal(request: Request[Any, Any, Any], site: str, data: NewGoal) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            await one(token, site)
+            goal: dict[str, Any] = await run(manage.goals_add, site, data.name, data.type, data.value)
+            return goal
+
+        return await answer(request, work, 201)
+
+    @delete("/api/sites/{site:str}/goals/{goal:str}", operation_id="removeGoal", status_code=200)
+    async def remove_goal(request: Request[Any, Any, Any], site: str, goal: str) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            await one(token, site)
+            result: dict[str, Any] = await run(manage.goals_remove, site, goal)
+            return result
+
+        return await answer(request, work)
+
+    return [list_sites, add_site, show_site, update_site, remove_site, list_goals, add_goal, remove_goal]

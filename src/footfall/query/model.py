@@ -7,6 +7,7 @@ time zone applies at query time).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -37,8 +38,9 @@ EVENT_DIMENSIONS: dict[str, str] = {
 }
 DIMENSIONS: frozenset[str] = TIME_DIMENSIONS | frozenset(EVENT_DIMENSIONS)
 
-FilterOp = Literal["is", "is_not", "contains", "contains_not"]
-FILTER_OPS: frozenset[str] = frozenset({"is", "is_not", "contains", "contains_not"})
+FilterOp = Literal["is", "is_not", "contains", "contains_not", "matches", "matches_not"]
+# matches: the value matches one of the regular expressions as a whole (RE2 syntax).
+FILTER_OPS: frozenset[str] = frozenset({"is", "is_not", "contains", "contains_not", "matches", "matches_not"})
 
 
 class QueryError(ValueError):
@@ -49,6 +51,14 @@ class Filter(msgspec.Struct, array_like=True, frozen=True):
     op: FilterOp
     dimension: str
     values: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.op in ("matches", "matches_not"):
+            for pattern in self.values:
+                try:  # Python's syntax stands in for the engine's (RE2): a clear error, not a 500
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise QueryError(f"not a regular expression: {pattern!r} ({exc})") from None
 
 
 class Query(msgspec.Struct, kw_only=True, frozen=True):

@@ -51,10 +51,13 @@ def _filter_sql(f: Filter, params: dict[str, Any], n: int) -> str:
     if f.op in ("is", "is_not"):
         params[key] = list(f.values)
         clause = f"list_contains(${key}, {column})"
+    elif f.op in ("matches", "matches_not"):
+        params[key] = list(f.values)
+        clause = f"len(list_filter(${key}, lambda x: regexp_full_match({column}, x))) > 0"
     else:
         params[key] = [v.lower() for v in f.values]
         clause = f"len(list_filter(${key}, lambda x: contains(lower({column}), x))) > 0"
-    return clause if f.op in ("is", "contains") else f"NOT {clause}"
+    return clause if f.op in ("is", "contains", "matches") else f"NOT {clause}"
 
 
 def compile_query(q: Query) -> tuple[str, dict[str, Any], list[str]]:
