@@ -50,7 +50,7 @@ def new_site(store: DuckDBStore) -> int:
 
 def commit(store: DuckDBStore, sessionizer: Sessionizer, batch: list[Event]) -> None:
     """What Writer.drain_once does with a batch: stage, assign sessions, one atomic commit."""
-    assert load_batch(store, sessionizer, [encode_event(e) for e in batch], []) == len(batch)
+    assert load_batch(store, sessionizer, [encode_event(e) for e in batch], []).records == len(batch)
 
 
 def stored_partition(store: DuckDBStore, site_id: int) -> Partition:

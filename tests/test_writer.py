@@ -57,3 +57,25 @@ def test_idle_writer_checkpoints_and_loses_nothing(tmp_path: Path, monkeypatch: 
         writer.stop()
         spool.close()
         store.close()
+
+
+def test_caller_derived_event_ids_are_stored_once(tmp_path: Path) -> None:
+    """A retried delivery (an SDK's message id, a re-imported log line) is not counted twice:
+    neither within a batch nor against what is stored; records without ids are untouched."""
+    from footfall.pipeline.writer import load_batch
+
+    store = DuckDBStore(tmp_path / "footfall.duckdb")
+    site = store.add_site("example.com", "UTC", "FF-WRITER2")
+    sessionizer = Sessionizer(store, 30 * 60_000_000)
+
+    def event(minute: int, event_id: str | None) -> bytes:
+        return encode_event(Event(site_id=site.id, ts=T0 + minute * 60_000_000, received_at=T0, kind="pageview",
+                                  name="pageview", visitor_id=7, source_api="test", event_id=event_id))
+
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(3)]
+    first = load_batch(store, sessionizer, [event(0, ids[0]), event(1, ids[1]), event(1, ids[1]), event(2, None)], [])
+    assert (first.records, first.duplicates) == (3, 1)
+    again = load_batch(store, sessionizer, [event(0, ids[0]), event(1, ids[1]), event(3, ids[2]), event(2, None)], [])
+    assert (again.records, again.duplicates) == (2, 2)
+    assert store.count_events(site.id) == 5
+    store.close()

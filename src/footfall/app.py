@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control, tracker
 from footfall.api.sites import site_handlers
-from footfall.ingest import ai_fetch, browser_api, collect_api, public_api, server_api
+from footfall.ingest import ai_fetch, browser_api, collect_api, public_api, segment_api, server_api
 from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
 from footfall.ingest.http import Accepted, IngestError
 from footfall.openapi import patch_openapi
@@ -61,6 +61,9 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
     def browser_event(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return browser_api.ingest(rt, "event", ip, headers, body)
 
+    def segment_batch(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return segment_api.ingest_batch(rt, ip, headers, body)
+
     def collect_pageview(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return collect_api.collect(rt, "pageview", ip, headers, body)
 
@@ -73,6 +76,7 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
         "/api/ingest/server/batch": IngestRoute(server_api.MAX_BATCH_BODY, batch),
         "/ingest": IngestRoute(browser_api.MAX_BODY, browser_pageview, headers=_CORS),
         "/ingest/event": IngestRoute(browser_api.MAX_BODY, browser_event, headers=_CORS),
+        "/v1/batch": IngestRoute(segment_api.MAX_BODY, segment_batch),
         "/api/v1/collect/pageview": IngestRoute(collect_api.MAX_BODY, collect_pageview, collect_api.error_body),
         "/api/v1/collect/event": IngestRoute(collect_api.MAX_BODY, collect_event, collect_api.error_body),
     }
@@ -105,6 +109,7 @@ def create_app(rt: Runtime) -> FastIngest:
         declare("/ingest/event", 202, "ingestBrowserEvent"),
         declare("/api/v1/collect/pageview", 200, "collectPageview"),
         declare("/api/v1/collect/event", 200, "collectEvent"),
+        declare("/v1/batch", 200, "segmentBatch"),
     ]
     assert {path for h in declared for path in h.paths} == set(routes), "every fast route is declared"
 

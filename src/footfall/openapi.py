@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from footfall.ingest import ai_fetch, browser_api, collect_api, public_api, server_api
+from footfall.ingest import ai_fetch, browser_api, collect_api, public_api, segment_api, server_api
 
 _ERRORS = {
     "400": "Malformed JSON",
@@ -42,6 +42,13 @@ _PUBLIC_ERRORS = {
 }
 
 
+_SEGMENT_ERRORS = {
+    "400": "Malformed JSON, or not a batch",
+    "401": "Missing or unknown write key (the site's tracking id, as the Basic auth user name)",
+    "413": "Body too large",
+    "415": "Content-Type is not application/json",
+    "429": "Rate limited; see Retry-After",
+}
 _KEYLESS = ("/e/{code}", "/ingest", "/ingest/event")  # called by pages: no key
 
 
@@ -71,6 +78,7 @@ INGEST_OPERATIONS: dict[str, tuple[Any, str, Any, Any, dict[str, str]]] = {
     "/api/sites/{site}/ingest/ai-fetch": (ai_fetch.AiFetchRecord, "202", None, Error, _ERRORS),
     "/ingest": (browser_api.BrowserPageview, "202", None, Error, _PUBLIC_ERRORS),
     "/ingest/event": (browser_api.BrowserEvent, "202", None, Error, _PUBLIC_ERRORS),
+    "/v1/batch": (segment_api.SegmentBatch, "200", segment_api.SegmentResult, Error, _SEGMENT_ERRORS),
     "/e/{code}": (public_api.PublicRecord, "202", public_api.PublicResult, Error, _PUBLIC_ERRORS),
 }
 
@@ -84,6 +92,7 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
         {
             "bearer": {"type": "http", "scheme": "bearer"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+            "basic": {"type": "http", "scheme": "basic"},
         }
     )
     index = 0
@@ -105,5 +114,5 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
         for code, text in errors.items():
             responses[code] = {"description": text, "content": {"application/json": {"schema": error_ref}}}
         op["responses"] = responses
-        op["security"] = [] if path in _KEYLESS else security
+        op["security"] = [] if path in _KEYLESS else [{"basic": []}] if path == "/v1/batch" else security
     return document

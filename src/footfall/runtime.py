@@ -88,6 +88,7 @@ class Runtime:
                 "torn_records_dropped": self.writer.torn_records_dropped,
                 "torn_segments": self.writer.torn_segments[-10:],
                 "undecodable_records": self.writer.undecodable_records,
+                "duplicates_skipped": self.writer.duplicates_skipped,
                 "last_error": self.writer.last_error,
             },
         }

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import Spool, read_segment
-from footfall.store.base import Store
+from footfall.store.base import Staged, Store
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,14 @@ IDLE_CHECKPOINT_WAL_BYTES = 16 << 20
 IDLE_CHECKPOINT_AFTER_S = 10.0
 
 
-def load_batch(store: Store, sessionizer: Sessionizer, payloads: list[bytes], segments: list[str]) -> int:
+def load_batch(store: Store, sessionizer: Sessionizer, payloads: list[bytes], segments: list[str]) -> Staged:
     """Spooled events into the store in one transaction: stage them, assign their sessions,
-    commit them with the session merges and the segments' ledger rows. Returns the number
-    staged; the rest of `payloads` did not parse as events."""
+    commit them with the session merges and the segments' ledger rows. Returns what was
+    staged; the rest of `payloads` were duplicates or did not parse as events."""
     staged = store.stage_batch(payloads)
     session_ids, merges = sessionizer.assign(staged.keys)
     store.commit_staged(session_ids, merges, segments)
-    return staged.records
+    return staged
 
 
 class Writer:
@@ -45,6 +45,7 @@ class Writer:
         self.torn_records_dropped = 0
         self.torn_segments: list[str] = []
         self.undecodable_records = 0
+        self.duplicates_skipped = 0  # records whose event id was stored already (retries)
         self.last_error: str | None = None
         self.last_commit_at: float | None = None
         self._stop = threading.Event()
@@ -120,8 +121,10 @@ class Writer:
                 )
             payloads.extend(read.records)
             batch.append(path)
-        loaded = load_batch(self.store, self.sessionizer, payloads, [p.name for p in batch])
-        if rejected := len(payloads) - loaded:
+        staged = load_batch(self.store, self.sessionizer, payloads, [p.name for p in batch])
+        loaded = staged.records
+        self.duplicates_skipped += staged.duplicates
+        if rejected := len(payloads) - loaded - staged.duplicates:
             # Whole records (their checksums match) that this version cannot read, e.g. written
             # by an incompatible one: reported and skipped, never blocking the segments behind.
             self.undecodable_records += rejected

@@ -27,6 +27,9 @@ class Staged(NamedTuple):
 
     keys: SessionKeys
     records: int
+    # Records whose caller-derived event id was stored already (or came twice in the batch):
+    # a retried delivery, left out on purpose.
+    duplicates: int = 0
 
 
 class SessionSpan(NamedTuple):

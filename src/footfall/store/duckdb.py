@@ -161,6 +161,16 @@ _STAGE = (
     f"SELECT i, unnest(json_transform(payload, '{_STAGED_STRUCT}')) FROM {{source}}"
 )
 _UNSTAGE_INCOMPLETE = "DELETE FROM staged WHERE " + " OR ".join(f"{f} IS NULL" for f in _REQUIRED)
+# Records with a caller-derived event id (an SDK's message id, a log line's content) are
+# stored once: the first of a batch, and only if the store does not hold it yet. The events
+# table is searched by site and exact time too, so zone maps skip most of it. Run only when
+# the batch has such ids: the live contracts leave them to the store (uuidv7 at insert).
+_UNSTAGE_DUPLICATES = (
+    "DELETE FROM staged WHERE event_id IS NOT NULL AND ("
+    " i NOT IN (SELECT min(i) FROM staged WHERE event_id IS NOT NULL GROUP BY event_id)"
+    " OR EXISTS (SELECT 1 FROM events e WHERE e.site_id = staged.site_id"
+    "  AND e.ts = make_timestamp(staged.ts) AND e.event_id = TRY_CAST(staged.event_id AS UUID)))"
+)
 
 _DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
@@ -424,12 +434,16 @@ class DuckDBStore:
         finally:
             cur.unregister("spool_payloads")
         cur.execute(_UNSTAGE_INCOMPLETE)
+        duplicates = 0
+        (with_ids,) = cur.execute("SELECT count(*) FROM staged WHERE event_id IS NOT NULL").fetchall()[0]
+        if with_ids:
+            (duplicates,) = cur.execute(_UNSTAGE_DUPLICATES).fetchall()[0]
         table = cur.sql(
             f"SELECT i, site_id, visitor_id, ts, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL}) ORDER BY i"
         ).to_arrow_table()
         self._staged_rows = table.column(0)
         (count,) = cur.execute("SELECT count(*) FROM staged").fetchall()[0]
-        return Staged(SessionKeys(*(table.column(k).to_pylist() for k in range(1, 5))), int(count))
+        return Staged(SessionKeys(*(table.column(k).to_pylist() for k in range(1, 5))), int(count), int(duplicates))
 
     def commit_staged(
         self, session_ids: list[int], merges: list[SessionMerge], segments: list[str]

@@ -1,0 +1,200 @@
+"""Segment's HTTP tracking API, as its libraries speak it: POST /v1/batch.
+
+    Authorization: Basic base64("<write key>:")   (or "writeKey" in the body)
+    {"batch": [{"type": "page"|"track"|..., "event"?, "properties"?, "context"?: {"ip",
+      "userAgent", "page": {"url", "referrer"}, "locale"}, "messageId", "timestamp"}, ...]}
+
+The write key is the site's tracking id (`footfall sites show`). `page` messages are pageviews,
+`track` messages are custom events named by `event`; both are attributed to the page URL they
+carry (context.page.url or properties.url), else to the site's home page. The visitor is
+context.ip and context.userAgent when the caller passes them through (else the caller's own
+address and an unknown agent). `messageId` makes a retried delivery count once. `identify`,
+`group`, `alias` and `screen` messages are accepted and not stored: Footfall keeps no user
+profiles. Answers: 200 {"success": true}; 400 for a body that is not a batch; 401 for a
+missing or unknown write key. A message that cannot be used (no event name, a time out of
+range) is skipped alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import gzip
+import io
+import uuid
+import zlib
+from collections.abc import Mapping
+from hashlib import blake2b
+from typing import Any
+
+import msgspec
+
+from footfall.enrich import urls
+from footfall.event import Event
+from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json, require_json
+from footfall.ingest.model import Hit, PropValue
+from footfall.ingest.server_api import EARLIEST_US, MAX_BATCH_BODY, MAX_FUTURE_US, MAX_PROPERTIES, now_us, utc_us
+from footfall.meta import Site
+from footfall.runtime import Runtime
+
+SOURCE_API = "segment"
+MAX_BODY = MAX_BATCH_BODY
+MAX_MESSAGES = 2500
+MAX_PROP_TEXT = 2000
+
+
+class SegmentPage(msgspec.Struct):
+    url: str | None = None
+    referrer: str | None = None
+
+
+class SegmentContext(msgspec.Struct):
+    ip: str | None = None
+    userAgent: str | None = None
+    page: SegmentPage | None = None
+    locale: str | None = None
+
+
+class SegmentMessage(msgspec.Struct):
+    type: str
+    event: str | None = None
+    name: str | None = None
+    properties: dict[str, Any] | None = None
+    context: SegmentContext | None = None
+    messageId: str | None = None
+    timestamp: dt.datetime | None = None
+
+
+class SegmentBatch(msgspec.Struct):
+    batch: list[msgspec.Raw]
+    writeKey: str | None = None
+
+
+class SegmentResult(msgspec.Struct):
+    success: bool
+
+
+OK = msgspec.json.encode(SegmentResult(success=True))
+STORED_TYPES = ("page", "track")
+
+
+def ingest_batch(rt: Runtime, caller_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+    require_json(headers)
+    if headers.get("content-encoding", "").strip().lower() == "gzip":  # the libraries' gzip option
+        body = _gunzip(body)
+    if len(body) > MAX_BODY:
+        raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
+    envelope: SegmentBatch = decode_json(body, SegmentBatch)
+    key = _basic_user(headers.get("authorization")) or envelope.writeKey
+    if not key:
+        raise IngestError(401, "missing write key: send it as the Basic auth user name")
+    site = rt.sites.by_tracking_id(key)
+    if site is None:
+        raise IngestError(401, "unknown write key")
+    if len(envelope.batch) > MAX_MESSAGES:
+        raise IngestError(400, f"a batch holds at most {MAX_MESSAGES} messages", "batch")
+    received = now_us()
+    events: list[Event] = []
+    for raw in envelope.batch:
+        try:
+            message = msgspec.json.decode(raw, type=SegmentMessage)
+        except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
+            continue  # one unusable message never costs the others
+        if message.type not in STORED_TYPES:
+            continue
+        hit = _to_hit(site, message, caller_ip, received)
+        if hit is None:
+            continue
+        event = rt.enricher.enrich(hit)
+        if event is not None:
+            if message.messageId and event.kind == hit.kind:  # an event, not a bot's count
+                event.event_id = message_event_id(site.id, message.messageId)
+            events.append(event)
+    return Accepted(rt.accept(events) if events else None, OK, 200)
+
+
+def message_event_id(site_id: int, message_id: str) -> str:
+    """A stable event id per site and message id, so a retried delivery is stored once."""
+    digest = blake2b(f"segment\x00{site_id}\x00{message_id}".encode("utf-8", "surrogatepass"), digest_size=16)
+    return str(uuid.UUID(bytes=digest.digest(), version=4))
+
+
+def _to_hit(site: Site, message: SegmentMessage, caller_ip: str, received: int) -> Hit | None:
+    context = message.context or SegmentContext()
+    properties = message.properties or {}
+    page_info = context.page or SegmentPage()
+    url = page_info.url or _text(properties.get("url")) or f"https://{site.domain}/"
+    try:
+        page = urls.split_page_url(url)
+    except ValueError:
+        page = urls.split_page_url(f"https://{site.domain}/")
+    ts = received if message.timestamp is None else _time_us(message.timestamp)
+    if ts is None or ts > received + MAX_FUTURE_US or ts < EARLIEST_US:
+        return None
+    name = ""
+    if message.type == "track":
+        name = (message.event or "").strip()[:255]
+        if not name:
+            return None
+    ip = canonical_ip(context.ip) if context.ip else None
+    return Hit(
+        site_id=site.id,
+        kind="event" if message.type == "track" else "pageview",
+        page=page,
+        ts_us=ts,
+        received_us=received,
+        ip=ip or canonical_ip(caller_ip) or "0.0.0.0",
+        user_agent=(context.userAgent or "")[:4096],
+        source_api=SOURCE_API,
+        name=name,
+        referrer=(page_info.referrer or _text(properties.get("referrer")) or "")[: urls.MAX_URL_LENGTH],
+        language=(context.locale or "")[:35],
+        props=_flat(properties) if message.type == "track" else {},
+    )
+
+
+def _flat(properties: Mapping[str, Any]) -> dict[str, PropValue]:
+    """Segment properties nest; Footfall's are flat: nested values are kept as JSON text."""
+    flat: dict[str, PropValue] = {}
+    for key, value in list(properties.items())[:MAX_PROPERTIES]:
+        if value is None or not key:
+            continue
+        if isinstance(value, str | int | float | bool):
+            flat[key[:300]] = value
+        else:
+            flat[key[:300]] = msgspec.json.encode(value).decode()[:MAX_PROP_TEXT]
+    return flat
+
+
+def _time_us(moment: dt.datetime) -> int | None:
+    try:
+        return utc_us(moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC))
+    except (IngestError, OverflowError):
+        return None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _gunzip(body: bytes) -> bytes:
+    """Decompress at most MAX_BODY + 1 bytes: a small bomb cannot fill memory."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as f:
+            return f.read(MAX_BODY + 1)
+    except (OSError, EOFError, zlib.error):
+        raise IngestError(400, "body is not valid gzip") from None
+
+
+def _basic_user(authorization: str | None) -> str | None:
+    if not authorization or not authorization.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0] or None
+
+
+__all__ = ["MAX_BODY", "ingest_batch", "message_event_id"]
