@@ -179,3 +179,10 @@ def test_instance_wide_exclusions(make_server: Any) -> None:
         assert shown["not_counted"] == {"excluded_ip": 1, "excluded_path": 2}
     finally:
         site.client.close()
+
+
+def test_ai_fetch_site_reference_that_only_looks_numeric_is_404(live: Site) -> None:
+    """"³" passes str.isdigit() but is no number: found by schemathesis as a 500."""
+    fetch = {"path": "/", "user_agent": GPTBOT}
+    r = live.client.post("/api/sites/%C2%B3/ingest/ai-fetch", json=fetch, headers=live.headers())
+    assert r.status_code == 404, r.text

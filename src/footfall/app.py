@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control, tracker
 from footfall.api.sites import site_handlers
-from footfall.ingest import ai_fetch, browser_api, collect_api, public_api, segment_api, server_api
+from footfall.ingest import ai_fetch, browser_api, collect_api, posthog_api, public_api, segment_api, server_api
 from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
 from footfall.ingest.http import Accepted, IngestError
 from footfall.openapi import patch_openapi
@@ -64,6 +64,9 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
     def segment_batch(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return segment_api.ingest_batch(rt, ip, headers, body)
 
+    def posthog_capture(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return posthog_api.ingest(rt, ip, headers, body)
+
     def collect_pageview(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return collect_api.collect(rt, "pageview", ip, headers, body)
 
@@ -77,6 +80,7 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
         "/ingest": IngestRoute(browser_api.MAX_BODY, browser_pageview, headers=_CORS),
         "/ingest/event": IngestRoute(browser_api.MAX_BODY, browser_event, headers=_CORS),
         "/v1/batch": IngestRoute(segment_api.MAX_BODY, segment_batch),
+        **{path: IngestRoute(posthog_api.MAX_BODY, posthog_capture) for path in ("/batch/", "/capture/", "/i/v0/e/")},
         "/api/v1/collect/pageview": IngestRoute(collect_api.MAX_BODY, collect_pageview, collect_api.error_body),
         "/api/v1/collect/event": IngestRoute(collect_api.MAX_BODY, collect_event, collect_api.error_body),
     }
@@ -110,8 +114,12 @@ def create_app(rt: Runtime) -> FastIngest:
         declare("/api/v1/collect/pageview", 200, "collectPageview"),
         declare("/api/v1/collect/event", 200, "collectEvent"),
         declare("/v1/batch", 200, "segmentBatch"),
+        declare("/batch/", 200, "posthogBatch"),
+        declare("/capture/", 200, "posthogCapture"),
+        declare("/i/v0/e/", 200, "posthogEvents"),
     ]
-    assert {path for h in declared for path in h.paths} == set(routes), "every fast route is declared"
+    # (Litestar keeps paths without their trailing slash; PostHog's end in one.)
+    assert {p for h in declared for p in h.paths} == {p.rstrip("/") for p in routes}, "every fast route is declared"
 
     @post("/api/sites/{site:str}/ingest/ai-fetch", status_code=202, operation_id="ingestAiFetch")
     async def ai_fetch_route(request: Request[Any, Any, Any], site: str) -> Response[bytes]:

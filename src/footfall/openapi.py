@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from footfall.ingest import ai_fetch, browser_api, collect_api, public_api, segment_api, server_api
+from footfall.ingest import ai_fetch, browser_api, collect_api, posthog_api, public_api, segment_api, server_api
 
 _ERRORS = {
     "400": "Malformed JSON",
@@ -49,7 +49,12 @@ _SEGMENT_ERRORS = {
     "415": "Content-Type is not application/json",
     "429": "Rate limited; see Retry-After",
 }
-_KEYLESS = ("/e/{code}", "/ingest", "/ingest/event")  # called by pages: no key
+_POSTHOG_ERRORS = {
+    **{code: text for code, text in _SEGMENT_ERRORS.items() if code != "401"},
+    "401": "Missing or unknown project key (the site's tracking id, as api_key)",
+}
+# Called by pages, or keyed in the body (PostHog's api_key): no key header.
+_KEYLESS = ("/e/{code}", "/ingest", "/ingest/event", "/batch/", "/capture/", "/i/v0/e/")
 
 
 class Error(msgspec.Struct):
@@ -79,6 +84,10 @@ INGEST_OPERATIONS: dict[str, tuple[Any, str, Any, Any, dict[str, str]]] = {
     "/ingest": (browser_api.BrowserPageview, "202", None, Error, _PUBLIC_ERRORS),
     "/ingest/event": (browser_api.BrowserEvent, "202", None, Error, _PUBLIC_ERRORS),
     "/v1/batch": (segment_api.SegmentBatch, "200", segment_api.SegmentResult, Error, _SEGMENT_ERRORS),
+    **{
+        path: (posthog_api.PostHogBody, "200", posthog_api.PostHogResult, Error, _POSTHOG_ERRORS)
+        for path in ("/batch/", "/capture/", "/i/v0/e/")
+    },
     "/e/{code}": (public_api.PublicRecord, "202", public_api.PublicResult, Error, _PUBLIC_ERRORS),
 }
 
@@ -99,7 +108,7 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
     for path, (_, status, success, _error, errors) in INGEST_OPERATIONS.items():
         request_schema = schemas[index]
         index += 1
-        op = document["paths"][path]["post"]
+        op = document["paths"][path.rstrip("/")]["post"]  # Litestar drops a trailing slash
         op["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": request_schema}},

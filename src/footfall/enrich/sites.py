@@ -51,6 +51,13 @@ class SiteRegistry:
     def by_tracking_id(self, tracking_id: str) -> Site | None:
         return self._by_tracking_id.get(tracking_id)
 
+    def by_reference(self, ref: str) -> Site | None:
+        """A site named the ways users name one: tracking id, numeric id or domain."""
+        ref = ref.strip()
+        if ref.isascii() and ref.isdigit():  # not "³", which isdigit() also accepts
+            return self.by_id(int(ref))
+        return self.by_tracking_id(ref) or self.by_hostname(ref)
+
     def by_id(self, site_id: int) -> Site | None:
         return self._by_id.get(site_id)
 

@@ -20,7 +20,6 @@ from footfall.enrich.enricher import ai_fetch
 from footfall.ingest.http import Accepted, IngestError, decode_json, require_json
 from footfall.ingest.model import Hit
 from footfall.ingest.server_api import EARLIEST_US, MAX_FUTURE_US, authorize, now_us, utc_us
-from footfall.meta import Site
 from footfall.runtime import Runtime
 
 SOURCE_API = "ai_fetch"
@@ -38,21 +37,11 @@ class AiFetchRecord(msgspec.Struct, kw_only=True):
     timestamp: dt.datetime | None = None  # RFC3339; the time of receipt when absent
 
 
-def find_site(rt: Runtime, ref: str) -> Site | None:
-    ref = ref.strip()
-    if ref.isdigit():
-        return rt.sites.by_id(int(ref))
-    for site in rt.sites.all():
-        if site.tracking_id == ref:
-            return site
-    return rt.sites.by_hostname(ref)
-
-
 def ingest_ai_fetch(rt: Runtime, site_ref: str, _ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
     token = authorize(rt, headers)
     require_json(headers)
     record = decode_json(body, AiFetchRecord)
-    site = find_site(rt, site_ref)
+    site = rt.sites.by_reference(site_ref)
     if site is None:
         raise IngestError(404, f"no site {site_ref!r}", "site")
     if not auth.allows_site(token, site.id):

@@ -83,7 +83,7 @@ def ingest(rt: Runtime, kind: str, caller_ip: str, headers: Mapping[str, str], b
 
 def _site(rt: Runtime, ref: str | None, origin: str | None, page_host: str) -> Site | None:
     if ref:
-        return rt.sites.by_tracking_id(ref) or (rt.sites.by_id(int(ref)) if ref.isdigit() else None)
+        return rt.sites.by_reference(ref)
     if origin and origin != "null":
         try:
             host = urls.split_page_url(origin).hostname

@@ -97,7 +97,7 @@ def require_json(headers: Mapping[str, str]) -> None:
 
 def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
     declared = headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise IngestError(413, f"request body is larger than {limit} bytes")
 
 

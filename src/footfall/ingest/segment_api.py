@@ -20,28 +20,22 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import gzip
-import io
-import uuid
-import zlib
 from collections.abc import Mapping
-from hashlib import blake2b
 from typing import Any
 
 import msgspec
 
 from footfall.enrich import urls
-from footfall.event import Event
+from footfall.ingest import sdk
 from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json, require_json
-from footfall.ingest.model import Hit, PropValue
-from footfall.ingest.server_api import EARLIEST_US, MAX_BATCH_BODY, MAX_FUTURE_US, MAX_PROPERTIES, now_us, utc_us
+from footfall.ingest.model import Hit
+from footfall.ingest.server_api import MAX_BATCH_BODY, now_us
 from footfall.meta import Site
 from footfall.runtime import Runtime
 
 SOURCE_API = "segment"
 MAX_BODY = MAX_BATCH_BODY
 MAX_MESSAGES = 2500
-MAX_PROP_TEXT = 2000
 
 
 class SegmentPage(msgspec.Struct):
@@ -82,7 +76,7 @@ STORED_TYPES = ("page", "track")
 def ingest_batch(rt: Runtime, caller_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
     require_json(headers)
     if headers.get("content-encoding", "").strip().lower() == "gzip":  # the libraries' gzip option
-        body = _gunzip(body)
+        body = sdk.gunzip(body, MAX_BODY)
     if len(body) > MAX_BODY:
         raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
     envelope: SegmentBatch = decode_json(body, SegmentBatch)
@@ -95,42 +89,21 @@ def ingest_batch(rt: Runtime, caller_ip: str, headers: Mapping[str, str], body: 
     if len(envelope.batch) > MAX_MESSAGES:
         raise IngestError(400, f"a batch holds at most {MAX_MESSAGES} messages", "batch")
     received = now_us()
-    events: list[Event] = []
-    for raw in envelope.batch:
-        try:
-            message = msgspec.json.decode(raw, type=SegmentMessage)
-        except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
-            continue  # one unusable message never costs the others
-        if message.type not in STORED_TYPES:
-            continue
-        hit = _to_hit(site, message, caller_ip, received)
-        if hit is None:
-            continue
-        event = rt.enricher.enrich(hit)
-        if event is not None:
-            if message.messageId and event.kind == hit.kind:  # an event, not a bot's count
-                event.event_id = message_event_id(site.id, message.messageId)
-            events.append(event)
+
+    def to_hit(message: SegmentMessage) -> Hit | None:
+        return _to_hit(site, message, caller_ip, received) if message.type in STORED_TYPES else None
+
+    events = sdk.events_of(rt, site, envelope.batch, SegmentMessage, to_hit, lambda m: m.messageId)
     return Accepted(rt.accept(events) if events else None, OK, 200)
-
-
-def message_event_id(site_id: int, message_id: str) -> str:
-    """A stable event id per site and message id, so a retried delivery is stored once."""
-    digest = blake2b(f"segment\x00{site_id}\x00{message_id}".encode("utf-8", "surrogatepass"), digest_size=16)
-    return str(uuid.UUID(bytes=digest.digest(), version=4))
 
 
 def _to_hit(site: Site, message: SegmentMessage, caller_ip: str, received: int) -> Hit | None:
     context = message.context or SegmentContext()
     properties = message.properties or {}
     page_info = context.page or SegmentPage()
-    url = page_info.url or _text(properties.get("url")) or f"https://{site.domain}/"
-    try:
-        page = urls.split_page_url(url)
-    except ValueError:
-        page = urls.split_page_url(f"https://{site.domain}/")
-    ts = received if message.timestamp is None else _time_us(message.timestamp)
-    if ts is None or ts > received + MAX_FUTURE_US or ts < EARLIEST_US:
+    page = sdk.page_or_home(page_info.url or sdk.text(properties.get("url")), site)
+    ts = sdk.time_us(message.timestamp, received)
+    if ts is None:
         return None
     name = ""
     if message.type == "track":
@@ -148,43 +121,10 @@ def _to_hit(site: Site, message: SegmentMessage, caller_ip: str, received: int) 
         user_agent=(context.userAgent or "")[:4096],
         source_api=SOURCE_API,
         name=name,
-        referrer=(page_info.referrer or _text(properties.get("referrer")) or "")[: urls.MAX_URL_LENGTH],
+        referrer=(page_info.referrer or sdk.text(properties.get("referrer")) or "")[: urls.MAX_URL_LENGTH],
         language=(context.locale or "")[:35],
-        props=_flat(properties) if message.type == "track" else {},
+        props=sdk.flat_props(properties) if message.type == "track" else {},
     )
-
-
-def _flat(properties: Mapping[str, Any]) -> dict[str, PropValue]:
-    """Segment properties nest; Footfall's are flat: nested values are kept as JSON text."""
-    flat: dict[str, PropValue] = {}
-    for key, value in list(properties.items())[:MAX_PROPERTIES]:
-        if value is None or not key:
-            continue
-        if isinstance(value, str | int | float | bool):
-            flat[key[:300]] = value
-        else:
-            flat[key[:300]] = msgspec.json.encode(value).decode()[:MAX_PROP_TEXT]
-    return flat
-
-
-def _time_us(moment: dt.datetime) -> int | None:
-    try:
-        return utc_us(moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC))
-    except (IngestError, OverflowError):
-        return None
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _gunzip(body: bytes) -> bytes:
-    """Decompress at most MAX_BODY + 1 bytes: a small bomb cannot fill memory."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(body)) as f:
-            return f.read(MAX_BODY + 1)
-    except (OSError, EOFError, zlib.error):
-        raise IngestError(400, "body is not valid gzip") from None
 
 
 def _basic_user(authorization: str | None) -> str | None:
@@ -197,4 +137,4 @@ def _basic_user(authorization: str | None) -> str | None:
     return decoded.split(":", 1)[0] or None
 
 
-__all__ = ["MAX_BODY", "ingest_batch", "message_event_id"]
+__all__ = ["MAX_BODY", "ingest_batch"]
