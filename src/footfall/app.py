@@ -18,7 +18,16 @@ from litestar.openapi import OpenAPIConfig
 
 from footfall import __version__, control, tracker
 from footfall.api.sites import site_handlers
-from footfall.ingest import ai_fetch, browser_api, collect_api, posthog_api, public_api, segment_api, server_api
+from footfall.ingest import (
+    ai_fetch,
+    browser_api,
+    collect_api,
+    posthog_api,
+    public_api,
+    segment_api,
+    server_api,
+    umami_api,
+)
 from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
 from footfall.ingest.http import Accepted, IngestError
 from footfall.openapi import patch_openapi
@@ -67,6 +76,9 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
     def posthog_capture(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return posthog_api.ingest(rt, ip, headers, body)
 
+    def umami_send(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return umami_api.send(rt, ip, headers, body)
+
     def collect_pageview(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return collect_api.collect(rt, "pageview", ip, headers, body)
 
@@ -80,6 +92,7 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
         "/ingest": IngestRoute(browser_api.MAX_BODY, browser_pageview, headers=_CORS),
         "/ingest/event": IngestRoute(browser_api.MAX_BODY, browser_event, headers=_CORS),
         "/v1/batch": IngestRoute(segment_api.MAX_BODY, segment_batch),
+        "/api/send": IngestRoute(umami_api.MAX_BODY, umami_send, headers=_CORS),
         **{path: IngestRoute(posthog_api.MAX_BODY, posthog_capture) for path in ("/batch/", "/capture/", "/i/v0/e/")},
         "/api/v1/collect/pageview": IngestRoute(collect_api.MAX_BODY, collect_pageview, collect_api.error_body),
         "/api/v1/collect/event": IngestRoute(collect_api.MAX_BODY, collect_event, collect_api.error_body),
@@ -114,6 +127,7 @@ def create_app(rt: Runtime) -> FastIngest:
         declare("/api/v1/collect/pageview", 200, "collectPageview"),
         declare("/api/v1/collect/event", 200, "collectEvent"),
         declare("/v1/batch", 200, "segmentBatch"),
+        declare("/api/send", 200, "umamiSend"),
         declare("/batch/", 200, "posthogBatch"),
         declare("/capture/", 200, "posthogCapture"),
         declare("/i/v0/e/", 200, "posthogEvents"),
@@ -203,4 +217,4 @@ def create_app(rt: Runtime) -> FastIngest:
         logging_config=None,  # footfall.log configures logging once for the process
         debug=False,
     )
-    return FastIngest(rt, routes, app, preflight={"/e/": {**_CORS, **_PREFLIGHT}, "/ingest": {**_CORS, **_PREFLIGHT}})
+    return FastIngest(rt, routes, app, preflight={p: {**_CORS, **_PREFLIGHT} for p in ("/e/", "/ingest", "/api/send")})

@@ -11,7 +11,16 @@ from typing import Any
 
 import msgspec
 
-from footfall.ingest import ai_fetch, browser_api, collect_api, posthog_api, public_api, segment_api, server_api
+from footfall.ingest import (
+    ai_fetch,
+    browser_api,
+    collect_api,
+    posthog_api,
+    public_api,
+    segment_api,
+    server_api,
+    umami_api,
+)
 
 _ERRORS = {
     "400": "Malformed JSON",
@@ -54,7 +63,7 @@ _POSTHOG_ERRORS = {
     "401": "Missing or unknown project key (the site's tracking id, as api_key)",
 }
 # Called by pages, or keyed in the body (PostHog's api_key): no key header.
-_KEYLESS = ("/e/{code}", "/ingest", "/ingest/event", "/batch/", "/capture/", "/i/v0/e/")
+_KEYLESS = ("/e/{code}", "/ingest", "/ingest/event", "/api/send", "/batch/", "/capture/", "/i/v0/e/")
 
 
 class Error(msgspec.Struct):
@@ -88,6 +97,7 @@ INGEST_OPERATIONS: dict[str, tuple[Any, str, Any, Any, dict[str, str]]] = {
         path: (posthog_api.PostHogBody, "200", posthog_api.PostHogResult, Error, _POSTHOG_ERRORS)
         for path in ("/batch/", "/capture/", "/i/v0/e/")
     },
+    "/api/send": (umami_api.UmamiSend, "200", None, Error, _PUBLIC_ERRORS),
     "/e/{code}": (public_api.PublicRecord, "202", public_api.PublicResult, Error, _PUBLIC_ERRORS),
 }
 

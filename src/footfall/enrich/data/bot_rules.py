@@ -163,6 +163,7 @@ HTTP_CLIENTS: Final[tuple[tuple[str, str], ...]] = (
     ("php/", "PHP"),
     ("deno/", "Deno"),
     ("bun/", "Bun"),
+    ("umami/", "Umami"),  # @umami/node's own agent, "Mozilla/5.0 Umami/<node version>"
 )
 
 # Tools that are never a person: HTTP libraries and command-line clients, scrapers, headless and
