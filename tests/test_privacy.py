@@ -1,7 +1,8 @@
 """Invariant 2, no personal data at rest: scan the bytes of every file the server wrote.
 
 Visitor IPs, user agents, and query strings outside the UTM allow-list are sent through every
-path (single records, batches, custom events, rejected and do-not-track records), then the
+path (single records, batches, custom events, rejected and do-not-track records, and every
+other contract: collect, /e/, the tracker's /ingest, Umami, Segment, PostHog), then the
 data directory is scanned after a graceful stop and after a kill -9 (spool and WAL left
 behind), and the store is read back through SQL too, because DuckDB may compress strings
 so that a byte scan alone could miss them.
@@ -127,6 +128,47 @@ def send_everything(site: Site) -> None:
     assert result["accepted"] == len(batch) - 1 and [x["index"] for x in result["rejected"]] == [len(batch) - 2]
     r = site.post("/api/ingest/server/pageview", {**recs[0], "visitor_ip": BAD_IP})
     assert r.status_code == 422 and r.json()["field"] == "visitor_ip"
+    send_through_other_contracts(site)
+
+
+# Every other contract, one pageview per address, each carrying an address, an agent and a
+# query string. The server trusts loopback as a proxy here, so X-Forwarded-For names the
+# visitor on the page-facing endpoints.
+OTHER_CONTRACTS = 6
+OTHER_AGENTS = [a for a in AGENTS if not a.startswith("curl/")]
+
+
+_collectors: dict[Path, str] = {}  # data directory -> its collect:write token
+
+
+def send_through_other_contracts(site: Site) -> None:
+    data = site.server.data_dir
+    code = cli_json(data, "sites", "show", "example.com")["tracking_id"]
+    if data not in _collectors:
+        created = cli_json(data, "tokens", "create", "--name", "collector", "--scope", "collect:write")
+        _collectors[data] = created["token"]
+    for i, ip in enumerate(IPS):
+        agent = OTHER_AGENTS[i % len(OTHER_AGENTS)]
+        page, referrer = PAGES[i % len(PAGES)], REFERRERS[i % len(REFERRERS)]
+        browser = {"User-Agent": agent, "X-Forwarded-For": ip}
+        collect = {"tracking_id": code, "url": page, "pathname": "/" + page.split("/", 3)[3],
+                   "referrer": referrer, "ip": ip, "user_agent": agent}
+        umami = {"type": "event", "payload": {"website": code, "url": page, "referrer": referrer}}
+        segment = {"writeKey": code, "batch": [{"type": "page", "context": {
+            "ip": ip, "userAgent": agent, "page": {"url": page, "referrer": referrer}}}]}
+        posthog = {"api_key": code, "batch": [{"event": "$pageview", "properties": {
+            "$ip": ip, "$raw_user_agent": agent, "$current_url": page, "$referrer": referrer}}]}
+        answers = [
+            site.post("/api/v1/collect/pageview", collect, _collectors[data]),
+            site.client.post(f"/e/{code}", json={"type": "pageview", "url": page, "referrer": referrer},
+                             headers=browser),
+            site.client.post("/ingest", json={"url": page, "referrer": referrer}, headers=browser),
+            site.client.post("/api/send", json=umami, headers=browser),
+            site.client.post("/v1/batch", json=segment),
+            site.client.post("/batch/", json=posthog),
+        ]
+        assert len(answers) == OTHER_CONTRACTS
+        assert all(r.status_code in (200, 202) for r in answers), [(r.status_code, r.text) for r in answers]
 
 
 def files_under(root: Path) -> Iterator[Path]:
@@ -166,7 +208,7 @@ def scan_store(server: Server) -> None:
 
 @pytest.fixture(params=["info", "debug"])
 def private_site(request: pytest.FixtureRequest, make_server: Any) -> Iterator[Site]:
-    site = Site(make_server(env={"FOOTFALL_LOG_LEVEL": request.param}))
+    site = Site(make_server(env={"FOOTFALL_LOG_LEVEL": request.param, "FOOTFALL_TRUSTED_PROXIES": "127.0.0.1"}))
     yield site
     site.client.close()
 
@@ -202,7 +244,7 @@ def test_no_ip_agent_or_query_string_in_any_file(private_site: Site) -> None:
     # The pageviews and the custom event are kept; curl's hits are counted as a bot's, and
     # DNT and rejected records leave nothing.
     bots = sum(1 for rec in records() if rec["user_agent"].startswith("curl/"))
-    per_round = len(records()) - bots + 1
+    per_round = len(records()) - bots + 1 + OTHER_CONTRACTS * len(IPS)
     assert row is not None and row[0] == 2 * per_round
     shown = cli_json(server.data_dir, "sites", "show", "example.com")
     assert shown["not_counted"] == {"bot": 2 * bots}, shown
