@@ -19,7 +19,7 @@ from footfall.enrich import bots, urls
 from footfall.enrich.enricher import ai_fetch
 from footfall.ingest.http import Accepted, IngestError, decode_json, require_json
 from footfall.ingest.model import Hit
-from footfall.ingest.server_api import EARLIEST_US, MAX_FUTURE_US, authorize, now_us, utc_us
+from footfall.ingest.server_api import authorize, in_time_range, now_us, utc_us
 from footfall.runtime import Runtime
 
 SOURCE_API = "ai_fetch"
@@ -52,9 +52,7 @@ def ingest_ai_fetch(rt: Runtime, site_ref: str, _ip: str, headers: Mapping[str, 
     received = now_us()
     ts = received
     if record.timestamp is not None:
-        ts = utc_us(record.timestamp)
-        if ts > received + MAX_FUTURE_US or ts < EARLIEST_US:
-            raise IngestError(422, "timestamp is more than an hour in the future or before 1991", "timestamp")
+        ts = in_time_range(utc_us(record.timestamp), received)
     hostname = urls.normalize_host(record.hostname) if record.hostname else site.domain
     path = record.path.split("?", 1)[0].split("#", 1)[0]  # the query string is never kept
     page = urls.PageUrl(hostname, urls.clean_path(path), {}, "")

@@ -22,7 +22,7 @@ from typing import Annotated
 import msgspec
 
 from footfall.enrich import urls
-from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json
+from footfall.ingest.http import Accepted, IngestError, decode_json, visitor_address
 from footfall.ingest.model import Hit, PropValue
 from footfall.ingest.public_api import asks_not_to_be_tracked, check_browser_body
 from footfall.ingest.server_api import MAX_PROPERTIES, now_us
@@ -66,7 +66,7 @@ def ingest(rt: Runtime, kind: str, caller_ip: str, headers: Mapping[str, str], b
         page=page,
         ts_us=received,
         received_us=received,
-        ip=canonical_ip(caller_ip) or "0.0.0.0",  # no address (a unix-socket peer): anonymous
+        ip=visitor_address(caller_ip),
         user_agent=headers.get("user-agent", ""),
         source_api=SOURCE_API,
         name=record.name.strip() if isinstance(record, BrowserEvent) else "",

@@ -33,7 +33,7 @@ from footfall.ingest.http import (
     require_json,
 )
 from footfall.ingest.model import Hit, PropValue
-from footfall.ingest.server_api import EARLIEST_US, MAX_FUTURE_US
+from footfall.ingest.server_api import in_time_range
 from footfall.runtime import Runtime
 
 SOURCE_API = "collect"
@@ -138,8 +138,8 @@ def to_hit(site_id: int, kind: str, record: CollectPageview, caller_ip: str, now
     if not path:
         raise IngestError(422, "The pathname field is required.", "pathname")
     page = page._replace(pathname=urls.clean_path(path))
-    ts_us = now_us if record.timestamp is None else _timestamp_us(record.timestamp, now_us)
-    ip = canonical_ip(record.ip if record.ip is not None else caller_ip)
+    ts_us = now_us if record.timestamp is None else in_time_range(record.timestamp * 1_000_000, now_us)
+    ip = canonical_ip(record.ip if record.ip is not None else caller_ip)  # a bad given ip is a 422
     if ip is None:
         raise IngestError(422, "The ip must be a valid IPv4 or IPv6 address.", "ip")
     name, props = "", {}
@@ -175,15 +175,6 @@ def _explicit_utm(record: CollectPageview) -> dict[str, Any]:
         "utm_content": record.utm_content,
         "utm_term": record.utm_term,
     }
-
-
-def _timestamp_us(seconds: int, now_us: int) -> int:
-    ts_us = seconds * 1_000_000
-    if ts_us > now_us + MAX_FUTURE_US:
-        raise IngestError(422, "The timestamp is more than an hour in the future.", "timestamp")
-    if ts_us < EARLIEST_US:
-        raise IngestError(422, "The timestamp is before 1991.", "timestamp")
-    return ts_us
 
 
 __all__ = ["MAX_BODY", "collect", "error_body"]

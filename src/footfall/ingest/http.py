@@ -76,6 +76,17 @@ def canonical_ip(text: str) -> str | None:
 
 
 _V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+ANONYMOUS_ADDRESS = "0.0.0.0"
+
+
+def visitor_address(*candidates: str | None) -> str:
+    """The first candidate that is an IP address, canonical. With none (a unix-socket peer, a
+    backend that did not pass one), the visitor is one anonymous address."""
+    for candidate in candidates:
+        ip = canonical_ip(candidate) if candidate else None
+        if ip is not None:
+            return ip
+    return ANONYMOUS_ADDRESS
 
 
 def _in(address: str, networks: tuple[IPNetwork, ...]) -> bool:

@@ -26,7 +26,7 @@ import msgspec
 
 from footfall.enrich import urls
 from footfall.ingest import sdk
-from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json, require_json
+from footfall.ingest.http import Accepted, IngestError, decode_json, require_json, visitor_address
 from footfall.ingest.model import Hit
 from footfall.ingest.server_api import MAX_BATCH_BODY, now_us
 from footfall.meta import Site
@@ -96,7 +96,6 @@ def _to_hit(site: Site, message: PostHogEvent, caller_ip: str, received: int) ->
     ts = sdk.time_us(message.timestamp, received)
     if ts is None:
         return None
-    ip = canonical_ip(sdk.text(properties.get("$ip"))) if properties.get("$ip") else None
     pageview = name == PAGEVIEW_EVENT
     return Hit(
         site_id=site.id,
@@ -104,7 +103,7 @@ def _to_hit(site: Site, message: PostHogEvent, caller_ip: str, received: int) ->
         page=page,
         ts_us=ts,
         received_us=received,
-        ip=ip or canonical_ip(caller_ip) or "0.0.0.0",
+        ip=visitor_address(sdk.text(properties.get("$ip")), caller_ip),
         user_agent=sdk.text(properties.get("$raw_user_agent"))[:4096],
         source_api=SOURCE_API,
         name="" if pageview else name[:255],

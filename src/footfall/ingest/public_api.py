@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from footfall.enrich import bots, urls
-from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json
+from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json, visitor_address
 from footfall.ingest.model import Hit, PropValue
 from footfall.ingest.server_api import MAX_PROPERTIES, now_us
 from footfall.meta import Site
@@ -96,7 +96,7 @@ def _visitor_ip(site: Site | None, caller_ip: str, headers: Mapping[str, str]) -
     return caller_ip
 
 
-def _visitor_agent(agent: str) -> str:
+def visitor_agent(agent: str) -> str:
     """The seed's own examples call this endpoint from backends (a payment webhook, say) that
     forward the visitor's User-Agent only when there is a visitor. The agent of an HTTP library
     then names the backend, not a crawler: the hit is kept, its visitor's agent unknown
@@ -120,9 +120,6 @@ def _to_hit(site: Site, record: PublicRecord, visitor_ip: str, headers: Mapping[
         name = (record.name or "").strip()
         if not name:
             raise IngestError(422, "name is required for events", "name")
-    ip = canonical_ip(visitor_ip)
-    if ip is None:  # no usable address at all (e.g. a unix-socket peer): one anonymous visitor
-        ip = "0.0.0.0"
     received = now_us()
     return Hit(
         site_id=site.id,
@@ -130,8 +127,8 @@ def _to_hit(site: Site, record: PublicRecord, visitor_ip: str, headers: Mapping[
         page=page,
         ts_us=received,
         received_us=received,
-        ip=ip,
-        user_agent=_visitor_agent(headers.get("user-agent", "")),
+        ip=visitor_address(visitor_ip),
+        user_agent=visitor_agent(headers.get("user-agent", "")),
         source_api=SOURCE_API,
         name=name,
         referrer=record.referrer or "",

@@ -18,7 +18,7 @@ from footfall.enrich import urls
 from footfall.event import Event
 from footfall.ingest.http import IngestError
 from footfall.ingest.model import Hit, PropValue
-from footfall.ingest.server_api import EARLIEST_US, MAX_FUTURE_US, MAX_PROPERTIES, utc_us
+from footfall.ingest.server_api import MAX_PROPERTIES, in_time_range, utc_us
 from footfall.meta import Site
 
 if TYPE_CHECKING:
@@ -60,10 +60,9 @@ def time_us(moment: dt.datetime | None, received: int) -> int | None:
     if moment is None:
         return received
     try:
-        ts = utc_us(moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC))
+        return in_time_range(utc_us(moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)), received)
     except (IngestError, OverflowError):
         return None
-    return ts if EARLIEST_US <= ts <= received + MAX_FUTURE_US else None
 
 
 def derived_event_id(namespace: str, site_id: int, message_id: str) -> str:

@@ -27,7 +27,7 @@ import msgspec
 
 from footfall.enrich import urls
 from footfall.ingest import sdk
-from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json, require_json
+from footfall.ingest.http import Accepted, IngestError, decode_json, require_json, visitor_address
 from footfall.ingest.model import Hit
 from footfall.ingest.server_api import MAX_BATCH_BODY, now_us
 from footfall.meta import Site
@@ -110,14 +110,13 @@ def _to_hit(site: Site, message: SegmentMessage, caller_ip: str, received: int) 
         name = (message.event or "").strip()[:255]
         if not name:
             return None
-    ip = canonical_ip(context.ip) if context.ip else None
     return Hit(
         site_id=site.id,
         kind="event" if message.type == "track" else "pageview",
         page=page,
         ts_us=ts,
         received_us=received,
-        ip=ip or canonical_ip(caller_ip) or "0.0.0.0",
+        ip=visitor_address(context.ip, caller_ip),
         user_agent=(context.userAgent or "")[:4096],
         source_api=SOURCE_API,
         name=name,

@@ -98,17 +98,23 @@ def utc_us(moment: dt.datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND  # exact integer arithmetic, in C
 
 
+def in_time_range(ts_us: int, now_us: int) -> int:
+    """`ts_us` if a record may carry that time (1991 to an hour ahead), else 422 on `timestamp`.
+    Every contract that takes a caller's time checks it here."""
+    if ts_us > now_us + MAX_FUTURE_US:
+        raise IngestError(422, "timestamp is more than an hour in the future", "timestamp")
+    if ts_us < EARLIEST_US:
+        raise IngestError(422, "timestamp is before 1991", "timestamp")
+    return ts_us
+
+
 def to_hit(rt: Runtime, record: ServerRecord, kind: str, token: Token, now_us: int) -> Hit:
     """Validate one record into a Hit."""
     try:
         page = urls.split_page_url(record.url)
     except ValueError as exc:
         raise IngestError(422, f"url {exc}", "url") from None
-    ts_us = utc_us(record.timestamp)
-    if ts_us > now_us + MAX_FUTURE_US:
-        raise IngestError(422, "timestamp is more than an hour in the future", "timestamp")
-    if ts_us < EARLIEST_US:
-        raise IngestError(422, "timestamp is before 1991", "timestamp")
+    ts_us = in_time_range(utc_us(record.timestamp), now_us)
     ip = canonical_ip(record.visitor_ip)
     if ip is None:
         raise IngestError(422, "visitor_ip must be an IPv4 or IPv6 address", "visitor_ip")

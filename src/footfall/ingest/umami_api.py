@@ -21,11 +21,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from footfall.enrich import bots, urls
+from footfall.enrich import urls
 from footfall.ingest import sdk
-from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json
+from footfall.ingest.http import Accepted, IngestError, decode_json, visitor_address
 from footfall.ingest.model import Hit
-from footfall.ingest.public_api import asks_not_to_be_tracked, check_browser_body
+from footfall.ingest.public_api import asks_not_to_be_tracked, check_browser_body, visitor_agent
 from footfall.ingest.server_api import now_us
 from footfall.runtime import Runtime
 
@@ -71,7 +71,6 @@ def send(rt: Runtime, caller_ip: str, headers: Mapping[str, str], body: bytes) -
     except ValueError as exc:
         raise IngestError(422, f"url {exc}", "payload.url") from None
     name = (payload.name or "").strip()
-    agent = headers.get("user-agent", "")
     received = now_us()
     hit = Hit(
         site_id=site.id,
@@ -79,8 +78,8 @@ def send(rt: Runtime, caller_ip: str, headers: Mapping[str, str], body: bytes) -
         page=page,
         ts_us=received,
         received_us=received,
-        ip=canonical_ip(caller_ip) or "0.0.0.0",
-        user_agent="" if bots.is_http_client(agent) else agent,
+        ip=visitor_address(caller_ip),
+        user_agent=visitor_agent(headers.get("user-agent", "")),
         source_api=SOURCE_API,
         name=name,
         referrer=payload.referrer or "",

@@ -434,16 +434,14 @@ class DuckDBStore:
         finally:
             cur.unregister("spool_payloads")
         cur.execute(_UNSTAGE_INCOMPLETE)
-        duplicates = 0
-        (with_ids,) = cur.execute("SELECT count(*) FROM staged WHERE event_id IS NOT NULL").fetchall()[0]
-        if with_ids:
-            (duplicates,) = cur.execute(_UNSTAGE_DUPLICATES).fetchall()[0]
+        staged, with_ids = cur.execute("SELECT count(*), count(event_id) FROM staged").fetchall()[0]
+        duplicates = cur.execute(_UNSTAGE_DUPLICATES).fetchall()[0][0] if with_ids else 0
         table = cur.sql(
             f"SELECT i, site_id, visitor_id, ts, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL}) ORDER BY i"
         ).to_arrow_table()
         self._staged_rows = table.column(0)
-        (count,) = cur.execute("SELECT count(*) FROM staged").fetchall()[0]
-        return Staged(SessionKeys(*(table.column(k).to_pylist() for k in range(1, 5))), int(count), int(duplicates))
+        keys = SessionKeys(*(table.column(k).to_pylist() for k in range(1, 5)))
+        return Staged(keys, int(staged - duplicates), int(duplicates))
 
     def commit_staged(
         self, session_ids: list[int], merges: list[SessionMerge], segments: list[str]
