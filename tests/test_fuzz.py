@@ -25,6 +25,7 @@ PAGEVIEW = "/api/ingest/server/pageview"
 EVENT = "/api/ingest/server/event"
 BATCH = "/api/ingest/server/batch"
 ENDPOINTS = (PAGEVIEW, EVENT, BATCH)
+PLAUSIBLE = "/api/event"  # its own answers: tests/test_plausible_api.py fuzzes its bodies
 ERROR_STATUSES = {400, 401, 403, 404, 413, 415, 422, 429}
 
 FUZZ = settings(
@@ -46,6 +47,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     ):
         created = cli_json(server.data_dir, "tokens", "create", "--name", name, "--scope", scope, *limit)
         site_tokens[name] = str(created["token"])
+    site_tokens["server-key"] = str(cli_json(server.data_dir, "sites", "server-key", "example.com")["server_key"])
     yield site
     site.client.close()
     server.kill()
@@ -341,15 +343,20 @@ def drive(live: Site, operation: Any, mode: schemathesis.GenerationMode) -> None
     if collect:
         secret = site_tokens["collector"]
     elif operation.path.startswith("/api/sites") and "ingest" not in operation.path:
-        secret = site_tokens["sites-admin" if operation.method.upper() == "POST" else "sites-other"]
+        adding = operation.path == "/api/sites" and operation.method.upper() == "POST"
+        secret = site_tokens["sites-admin" if adding else "sites-other"]
     auth = {"Authorization": f"Bearer {secret}"}
+    if operation.path.startswith("/api/v1/") and not collect:  # seed 004: the site's secret key
+        auth = {"X-API-Key": site_tokens["server-key"]}
 
     @settings(max_examples=75, deadline=None, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case) -> None:
         response = case.call(base_url=live.server.url, headers=auth, timeout=30)
         case.validate_response(response, checks=[not_a_server_error])
-        public = operation.path.startswith("/e/")  # random tracking codes: answered, nothing stored
+        # Random tracking codes and Plausible domains: answered, nothing stored.
+        # And identify calls, which store no event.
+        public = operation.path.startswith("/e/") or operation.path in (PLAUSIBLE, "/api/v1/identify")
         if operation.path not in ENDPOINTS and response.status_code == 202 and not public:
             acknowledged["stored"] += 1  # an AI fetch the generator got right
         if collect and response.status_code == 200:
@@ -358,6 +365,8 @@ def drive(live: Site, operation: Any, mode: schemathesis.GenerationMode) -> None
             error = response.json()  # every API error is its contract's one JSON shape
             if collect:  # seed 001: {"ok": false, ...}
                 assert isinstance(error, dict) and error.get("ok") is False, (case.path, error)
+            elif operation.path == PLAUSIBLE:  # Plausible's own: {"errors": {field: [messages]}}
+                assert isinstance(error, dict) and set(error) == {"errors"} and error["errors"], (case.path, error)
             else:
                 assert isinstance(error, dict) and set(error) == {"error", "field"}, (case.path, error)
         if operation.path in ENDPOINTS:  # and the contract's own shapes, as above

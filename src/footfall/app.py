@@ -15,6 +15,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
 
 from footfall import __version__, control, tracker
 from footfall.api.sites import site_handlers
@@ -22,10 +23,12 @@ from footfall.ingest import (
     ai_fetch,
     browser_api,
     collect_api,
+    plausible_api,
     posthog_api,
     public_api,
     segment_api,
     server_api,
+    track_api,
     umami_api,
 )
 from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
@@ -79,6 +82,15 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
     def umami_send(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return umami_api.send(rt, ip, headers, body)
 
+    def plausible_event(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return plausible_api.event(rt, ip, headers, body)
+
+    def server_track(_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return track_api.track(rt, headers, body)
+
+    def server_identify(_ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
+        return track_api.identify(rt, headers, body)
+
     def collect_pageview(ip: str, headers: Mapping[str, str], body: bytes) -> Accepted:
         return collect_api.collect(rt, "pageview", ip, headers, body)
 
@@ -93,9 +105,13 @@ def ingest_routes(rt: Runtime) -> dict[str, IngestRoute]:
         "/ingest/event": IngestRoute(browser_api.MAX_BODY, browser_event, headers=_CORS),
         "/v1/batch": IngestRoute(segment_api.MAX_BODY, segment_batch),
         "/api/send": IngestRoute(umami_api.MAX_BODY, umami_send, headers=_CORS),
+        "/api/event": IngestRoute(plausible_api.MAX_BODY, plausible_event, plausible_api.error_body, headers=_CORS),
         **{path: IngestRoute(posthog_api.MAX_BODY, posthog_capture) for path in ("/batch/", "/capture/", "/i/v0/e/")},
         "/api/v1/collect/pageview": IngestRoute(collect_api.MAX_BODY, collect_pageview, collect_api.error_body),
         "/api/v1/collect/event": IngestRoute(collect_api.MAX_BODY, collect_event, collect_api.error_body),
+        # Seed 004: limited per secret key, not per caller address.
+        "/api/v1/track": IngestRoute(track_api.MAX_BODY, server_track, rate_limited=False),
+        "/api/v1/identify": IngestRoute(track_api.MAX_BODY, server_identify, rate_limited=False),
     }
 
 
@@ -126,8 +142,11 @@ def create_app(rt: Runtime) -> FastIngest:
         declare("/ingest/event", 202, "ingestBrowserEvent"),
         declare("/api/v1/collect/pageview", 200, "collectPageview"),
         declare("/api/v1/collect/event", 200, "collectEvent"),
+        declare("/api/v1/track", 202, "serverTrack"),
+        declare("/api/v1/identify", 202, "serverIdentify"),
         declare("/v1/batch", 200, "segmentBatch"),
         declare("/api/send", 200, "umamiSend"),
+        declare("/api/event", 202, "plausibleEvent"),
         declare("/batch/", 200, "posthogBatch"),
         declare("/capture/", 200, "posthogCapture"),
         declare("/i/v0/e/", 200, "posthogEvents"),
@@ -143,6 +162,15 @@ def create_app(rt: Runtime) -> FastIngest:
     async def public_track(request: Request[Any, Any, Any], code: str) -> Response[bytes]:
         work = functools.partial(public_api.track, rt, code)
         return await run(request, IngestRoute(public_api.MAX_BODY, work, rate_limited=False, headers=_CORS))
+
+    @get("/api/v1/user-id", operation_id="serverUserId")
+    async def server_user_id(request: Request[Any, Any, Any], visitor_id: str | None = Parameter(
+            query="visitorId", default=None, description="The visitor id to resolve")) -> Response[bytes]:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            return _json(200, track_api.user_id(rt, headers, visitor_id))
+        except IngestError as exc:
+            return _json(exc.status, exc.body(), exc.headers)
 
     @get("/js/footfall.js", include_in_schema=False)
     async def tracker_script() -> Response[bytes]:
@@ -202,7 +230,7 @@ def create_app(rt: Runtime) -> FastIngest:
 
     app = Litestar(
         route_handlers=[
-            *declared, ai_fetch_route, public_track, tracker_script, healthz, readyz, openapi_document,
+            *declared, ai_fetch_route, public_track, server_user_id, tracker_script, healthz, readyz, openapi_document,
             *site_handlers(rt),
         ],
         lifespan=[lifespan],
@@ -217,4 +245,5 @@ def create_app(rt: Runtime) -> FastIngest:
         logging_config=None,  # footfall.log configures logging once for the process
         debug=False,
     )
-    return FastIngest(rt, routes, app, preflight={p: {**_CORS, **_PREFLIGHT} for p in ("/e/", "/ingest", "/api/send")})
+    pages_post_to = ("/e/", "/ingest", "/api/send", "/api/event")
+    return FastIngest(rt, routes, app, preflight={p: {**_CORS, **_PREFLIGHT} for p in pages_post_to})

@@ -153,12 +153,37 @@ def sites_list(data_dir: DataDir = None, as_json: Json = False) -> None:
 
 @sites_app.command("show")
 def sites_show(site: str, data_dir: DataDir = None, as_json: Json = False) -> None:
-    """Show one site, its event count and the tokens that may touch it."""
+    """Show one site, its event count, the tokens that may touch it, and the key or id each
+    tracking contract and SDK sends."""
     record = _call(data_dir, "sites.show", site=site)
     if as_json:
         _print_json(record)
+        return
+    _table([record], [*SITE_COLUMNS, "events", "tokens", "settings"])
+    table = Table(title="What to send", show_header=False)
+    for what, value in record["integrations"].items():
+        table.add_row(what, value)
+    out.print(table)
+
+
+@sites_app.command("server-key")
+def sites_server_key(
+    site: str,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Remove the key: the server API refuses all calls.")] = False,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Make the site's secret key for the server API (/api/v1/track, /identify, /user-id). A
+    key it had stops working at once. The key is shown once."""
+    record = _call(data_dir, "sites.server_key", site=site, revoke=revoke)
+    if as_json:
+        _print_json(record)
+    elif revoke:
+        out.print(f"{record['domain']}: server key {'revoked' if record['revoked'] else 'was not set'}")
     else:
-        _table([record], [*SITE_COLUMNS, "events", "tokens", "settings"])
+        replaced = " (the old key no longer works)" if record["replaced"] else ""
+        out.print(f"server key for [bold]{record['domain']}[/bold]{replaced}; shown once, store it now:")
+        sys.stdout.write(record["server_key"] + "\n")
 
 
 @sites_app.command("update")
@@ -195,14 +220,22 @@ def sites_update(
         Optional[bool],  # noqa: UP045
         typer.Option("--respect-dnt/--ignore-dnt", help="Browser hits with DNT: 1 or Sec-GPC: 1 are not tracked."),
     ] = None,
+    identified_visitors: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--identified-visitors/--no-identified-visitors",
+            help="Keep traits from the server API's /identify (emails only hashed); turning it off deletes them.",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     as_json: Json = False,
 ) -> None:
-    """Change a site's exclusions, the query parameters it keeps and its monthly pageview cap."""
+    """Change a site's exclusions, the query parameters it keeps, its monthly pageview cap and
+    what it keeps of identified visitors."""
     record = _call(
         data_dir, "sites.update", site=site, exclude_ips=exclude_ip, exclude_countries=exclude_country,
         exclude_paths=exclude_path, query_params=query_param, monthly_pageview_cap=monthly_pageview_cap,
-        allow_forwarded_for=allow_forwarded_for, respect_dnt=respect_dnt,
+        allow_forwarded_for=allow_forwarded_for, respect_dnt=respect_dnt, identified_visitors=identified_visitors,
     )
     if as_json:
         _print_json(record)

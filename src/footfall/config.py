@@ -54,6 +54,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests per visitor IP in an hour to the public endpoint /e/{trackingCode}; 0 turns it off.",
     )
+    server_api_track_per_minute: int = Field(
+        default=1000,
+        ge=0,
+        description="POST /api/v1/track requests per minute per site secret key (seed 004); 0 turns it off.",
+    )
+    server_api_identify_per_minute: int = Field(
+        default=500, ge=0, description="POST /api/v1/identify requests per minute per site secret key; 0 turns it off."
+    )
+    server_api_user_id_per_minute: int = Field(
+        default=100, ge=0, description="GET /api/v1/user-id requests per minute per site secret key; 0 turns it off."
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated IPs or CIDRs whose X-Forwarded-For is believed. Empty trusts no one.",

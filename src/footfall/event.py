@@ -16,6 +16,13 @@ AI_FETCH = "ai_fetch"  # a fetch by an AI crawler or assistant: a row of the AI-
 DROPPED = "dropped"  # a bot, referrer-spam or excluded hit: counted per `name` (the reason)
 EVENT_KINDS = (PAGEVIEW, CUSTOM_EVENT)
 
+# Session modes a contract may give in `session_key` instead of a caller's key (seed 004's
+# `session`). They begin with a NUL, which no caller's key may hold (see ingest.server_api.Id).
+SESSION_MODE_PREFIX = "\x00"
+SESSION_NONE = "\x00none"  # no session: the event is in no visit (a server event's default)
+SESSION_LATEST = "\x00latest"  # the visitor's most recent visit, if one was under way in the last day
+SESSION_NEW = "\x00new"  # a visit of its own, begun by this event
+
 # Why a hit was dropped (the `name` of a DROPPED record).
 DROP_BOT = "bot"
 DROP_SPAM = "referrer_spam"

@@ -22,7 +22,7 @@ import msgspec
 from footfall.api import auth
 from footfall.enrich.exclusions import parse_country, parse_network, parse_path_glob
 from footfall.enrich.urls import normalize_host
-from footfall.meta import Goal, Site, Token
+from footfall.meta import Goal, ServerKey, Site, Token
 from footfall.query.compile import build_query, day_series
 from footfall.query.model import Filter, QueryError
 from footfall.store.base import Store, StoreError
@@ -94,7 +94,31 @@ def site_by_name(ctx: Context, name: str) -> Site:
 def site_record(site: Site) -> dict[str, Any]:
     record = msgspec.structs.asdict(site)
     record["settings"] = msgspec.structs.asdict(site.settings)
+    # The key's hint and age, never its hash: nothing that could be checked against guesses.
+    key = site.server_key
+    record["server_key"] = None if key is None else {"hint": key.hint, "created_at": key.created_at}
     return record
+
+
+def integrations(site: Site) -> dict[str, str]:
+    """What each contract and SDK needs to send to this site, as its docs name it."""
+    tracking_id = site.tracking_id
+    key = site.server_key
+    return {
+        "tracker": f'<script defer src="https://<footfall host>/js/footfall.js" data-site="{tracking_id}"></script>',
+        "server API (seed 000) and dashboard": "an API token: `footfall tokens create`",
+        "collect API tracking_id (seed 001)": tracking_id,
+        "public endpoint (seed 002)": f"POST /e/{tracking_id}",
+        "event API site_id (seed 003)": tracking_id,
+        "server API X-API-Key (seed 004)": (
+            f"{key.hint}… (`footfall sites server-key {site.domain}` replaces it)" if key is not None
+            else f"none yet: `footfall sites server-key {site.domain}` makes one"
+        ),
+        "Plausible data-domain / domain": site.domain,
+        "Umami website id": tracking_id,
+        "Segment write key": tracking_id,
+        "PostHog project api_key": tracking_id,
+    }
 
 
 # -- sites --------------------------------------------------------------------------------
@@ -126,7 +150,24 @@ def sites_show(ctx: Context, site: str) -> dict[str, Any]:
     record["tokens"] = [
         t.name for t in ctx.store.list_tokens() if t.site_ids is None or s.id in t.site_ids
     ]
+    record["integrations"] = integrations(s)
     return record
+
+
+def sites_server_key(ctx: Context, site: str, revoke: bool = False) -> dict[str, Any]:
+    """Make the site's server-API secret key (seed 004), replacing the one it had, which stops
+    working at once; or, with `revoke`, leave it none. The key is returned here only."""
+    s = site_by_name(ctx, site)
+    if revoke:
+        ctx.store.set_server_key(s.id, None)
+        ctx.on_change()
+        return {"domain": s.domain, "revoked": s.server_key is not None}
+    key = auth.new_server_key()
+    ctx.store.set_server_key(
+        s.id, ServerKey(hash=auth.hash_secret(key), hint=key[: len(auth.SERVER_KEY_PREFIX) + 4], created_at=_now())
+    )
+    ctx.on_change()
+    return {"domain": s.domain, "server_key": key, "replaced": s.server_key is not None}
 
 
 _QUERY_PARAM = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
@@ -147,8 +188,10 @@ def sites_update(
     monthly_pageview_cap: int | None = None,
     allow_forwarded_for: bool | None = None,
     respect_dnt: bool | None = None,
+    identified_visitors: bool | None = None,
 ) -> dict[str, Any]:
-    """Change a site's settings; each list given replaces that list. A cap of 0 removes it."""
+    """Change a site's settings; each list given replaces that list. A cap of 0 removes it.
+    Turning identified visitors off deletes the ones kept."""
     s = site_by_name(ctx, site)
     changes: dict[str, Any] = {}
     try:
@@ -174,7 +217,13 @@ def sites_update(
         changes["allow_forwarded_for"] = allow_forwarded_for
     if respect_dnt is not None:
         changes["respect_dnt"] = respect_dnt
-    return site_record(_save_settings(ctx, s, **changes))
+    if identified_visitors is not None:
+        changes["identified_visitors"] = identified_visitors
+    saved = _save_settings(ctx, s, **changes)
+    if identified_visitors is False:
+        ctx.store.forget_identities(s.id)
+        ctx.on_change()
+    return site_record(saved)
 
 
 def sites_remove(ctx: Context, site: str) -> dict[str, Any]:
@@ -375,6 +424,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "sites.show": sites_show,
     "sites.remove": sites_remove,
     "sites.update": sites_update,
+    "sites.server_key": sites_server_key,
     "tokens.create": tokens_create,
     "tokens.list": tokens_list,
     "tokens.revoke": tokens_revoke,

@@ -33,6 +33,18 @@ class SiteSettings(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True
     # Browser hits with DNT: 1 or Sec-GPC: 1 are not tracked at all, unless this is turned off.
     respect_dnt: bool = True
     goals: tuple[Goal, ...] = ()
+    # The server API's /identify (seed 004) keeps visitors' traits (name, custom fields; an
+    # email only as a keyed hash) and events carry the identified user id. Off: identify
+    # calls are accepted and stored nowhere, and events are anonymous.
+    identified_visitors: bool = False
+
+
+class ServerKey(msgspec.Struct, kw_only=True, frozen=True):
+    """A site's secret key for the server API (seed 004): `ff_sk_…`, shown once."""
+
+    hash: str  # sha256 of the key; the key itself is never stored
+    hint: str  # its first characters, so a user can tell which key is in use
+    created_at: str
 
 
 class Site(msgspec.Struct, kw_only=True, frozen=True):
@@ -42,6 +54,7 @@ class Site(msgspec.Struct, kw_only=True, frozen=True):
     tracking_id: str
     created_at: str  # RFC3339, UTC
     settings: SiteSettings = SiteSettings()
+    server_key: ServerKey | None = None
 
 
 class Token(msgspec.Struct, kw_only=True, frozen=True):

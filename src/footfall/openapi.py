@@ -15,10 +15,12 @@ from footfall.ingest import (
     ai_fetch,
     browser_api,
     collect_api,
+    plausible_api,
     posthog_api,
     public_api,
     segment_api,
     server_api,
+    track_api,
     umami_api,
 )
 
@@ -62,8 +64,21 @@ _POSTHOG_ERRORS = {
     **{code: text for code, text in _SEGMENT_ERRORS.items() if code != "401"},
     "401": "Missing or unknown project key (the site's tracking id, as api_key)",
 }
+_PLAUSIBLE_ERRORS = {
+    "400": "Not a JSON object, or a field missing or invalid: `errors` names each, as Plausible's do",
+    **{code: text for code, text in _PUBLIC_ERRORS.items() if code in ("413", "415", "429")},
+}
+# Seed 004's server API, keyed by the site's secret key in X-API-Key.
+_SERVER_V1_ERRORS = {
+    "400": "Missing or invalid parameters; `field` names the one",
+    "401": "Missing or invalid secret key",
+    "404": "Visitor not found: no visitor was identified with that email",
+    "413": "Body too large",
+    "429": "Rate limited per key (track 1,000, identify 500, user-id 100 a minute); see Retry-After",
+}
+_SERVER_V1 = ("/api/v1/track", "/api/v1/identify")
 # Called by pages, or keyed in the body (PostHog's api_key): no key header.
-_KEYLESS = ("/e/{code}", "/ingest", "/ingest/event", "/api/send", "/batch/", "/capture/", "/i/v0/e/")
+_KEYLESS = ("/e/{code}", "/ingest", "/ingest/event", "/api/send", "/api/event", "/batch/", "/capture/", "/i/v0/e/")
 
 
 class Error(msgspec.Struct):
@@ -71,8 +86,8 @@ class Error(msgspec.Struct):
     field: str | None
 
 
-# path -> (request body type, success status, success body type or None for empty, error body
-# type, error statuses)
+# path -> (request body type, success status, success body type (str: text/plain) or None for
+# empty, error body type, error statuses)
 INGEST_OPERATIONS: dict[str, tuple[Any, str, Any, Any, dict[str, str]]] = {
     "/api/ingest/server/pageview": (server_api.ServerRecord, "202", None, Error, _ERRORS),
     "/api/ingest/server/event": (server_api.ServerRecord, "202", None, Error, _ERRORS),
@@ -97,13 +112,17 @@ INGEST_OPERATIONS: dict[str, tuple[Any, str, Any, Any, dict[str, str]]] = {
         path: (posthog_api.PostHogBody, "200", posthog_api.PostHogResult, Error, _POSTHOG_ERRORS)
         for path in ("/batch/", "/capture/", "/i/v0/e/")
     },
+    "/api/v1/track": (track_api.TrackRequest, "202", track_api.Success, Error, _SERVER_V1_ERRORS),
+    "/api/v1/identify": (track_api.IdentifyRequest, "202", track_api.Success, Error, _SERVER_V1_ERRORS),
     "/api/send": (umami_api.UmamiSend, "200", None, Error, _PUBLIC_ERRORS),
+    "/api/event": (plausible_api.PlausibleEvent, "202", str, plausible_api.PlausibleErrors, _PLAUSIBLE_ERRORS),
     "/e/{code}": (public_api.PublicRecord, "202", public_api.PublicResult, Error, _PUBLIC_ERRORS),
 }
 
 
 def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
     types = [t for op in INGEST_OPERATIONS.values() for t in (op[0], op[2], op[3]) if t is not None]
+    types.append(track_api.UserId)
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     document.setdefault("components", {}).setdefault("schemas", {}).update(components)
     security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
@@ -125,7 +144,7 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
         }
         ok: dict[str, Any] = {"description": "Accepted: durable in the spool"}
         if success is not None:
-            ok["content"] = {"application/json": {"schema": schemas[index]}}
+            ok["content"] = {"text/plain" if success is str else "application/json": {"schema": schemas[index]}}
             index += 1
         error_ref = schemas[index]
         index += 1
@@ -133,5 +152,20 @@ def patch_openapi(document: dict[str, Any]) -> dict[str, Any]:
         for code, text in errors.items():
             responses[code] = {"description": text, "content": {"application/json": {"schema": error_ref}}}
         op["responses"] = responses
-        op["security"] = [] if path in _KEYLESS else [{"basic": []}] if path == "/v1/batch" else security
+        op["security"] = (
+            [] if path in _KEYLESS
+            else [{"basic": []}] if path == "/v1/batch"
+            else [{"apiKey": []}] if path in _SERVER_V1
+            else security
+        )
+    user_id = document["paths"].get("/api/v1/user-id", {}).get("get")
+    if user_id is not None:  # a GET, described by Litestar but for its key and answers
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        user_id["security"] = [{"apiKey": []}]
+        user_id["responses"] = {
+            "200": {"description": "The visitor's stable user id",
+                    "content": {"application/json": {"schema": schemas[index]}}},
+            **{code: {"description": text, "content": error}
+               for code, text in _SERVER_V1_ERRORS.items() if code in ("400", "401", "429")},
+        }
     return document

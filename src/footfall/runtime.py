@@ -22,6 +22,7 @@ from footfall.enrich.sites import SiteRegistry
 from footfall.enrich.visitors import SaltRing
 from footfall.event import Event, encode_event
 from footfall.ingest.caps import MonthlyPageviews
+from footfall.ingest.identities import Identities
 from footfall.ingest.ratelimit import TokenBuckets
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import Spool, frame
@@ -42,6 +43,7 @@ class Runtime:
         self.salts.rotate(self.store)
         self.sites = SiteRegistry()
         self.tokens = TokenRegistry()
+        self.identities = Identities(self.store)
         self.refresh()
         self.geo = open_geo(settings.geoip_db)
         sources.preload()
@@ -50,9 +52,16 @@ class Runtime:
         self.limiter = TokenBuckets(settings.ingest_rate_limit, settings.ingest_burst)
         # Seed 002's public endpoint: a burst window and an hourly one, both per visitor IP.
         self.public_limits = (
-            TokenBuckets(settings.public_rate_per_10s / 10, max(settings.public_rate_per_10s, 1)),
-            TokenBuckets(settings.public_rate_per_hour / 3600, max(settings.public_rate_per_hour, 1)),
+            TokenBuckets.per_window(settings.public_rate_per_10s, 10),
+            TokenBuckets.per_window(settings.public_rate_per_hour, 3600),
         )
+        # Seed 004's server API: per secret key and endpoint.
+        self.server_api_limits = {
+            "track": TokenBuckets.per_window(settings.server_api_track_per_minute, 60),
+            "identify": TokenBuckets.per_window(settings.server_api_identify_per_minute, 60),
+            "user-id": TokenBuckets.per_window(settings.server_api_user_id_per_minute, 60),
+        }
+
         self.spool = Spool(
             settings.spool_dir, settings.spool_segment_bytes, settings.spool_rotate_ms / 1000
         )
@@ -65,6 +74,7 @@ class Runtime:
         """Reload sites and tokens after a management change."""
         self.sites.replace(self.store.list_sites())
         self.tokens.replace(self.store.list_tokens())
+        self.identities.clear()
 
     def accept(self, events: list[Event]) -> asyncio.Future[None]:
         """Make events durable: the caller may acknowledge them once the future is done."""

@@ -24,6 +24,13 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
+SERVER_KEY_PREFIX = "ff_sk_"  # a site's secret key for the server API (seed 004's hm_sk_)
+
+
+def new_server_key() -> str:
+    return SERVER_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
 def new_token_id() -> str:
     return "tok_" + secrets.token_hex(6)
 

@@ -5,7 +5,9 @@
     GET    /api/sites/{site}            one site, its counts and tokens
     GET    /api/sites/{site}/goals      its goals; POST {"name", "type", "value"} adds one (seed 003)
     DELETE /api/sites/{site}/goals/{id} removes one (by id or name)
-    PATCH  /api/sites/{site}            settings: exclusions and kept query parameters
+    PATCH  /api/sites/{site}            settings: exclusions, kept query parameters, caps, identified visitors
+    POST   /api/sites/{site}/server-key the server API's secret key (seed 004), shown once; the old one dies
+    DELETE /api/sites/{site}/server-key removes it
     DELETE /api/sites/{site}            the site and all of its data
 
 `{site}` is a domain, tracking id or numeric id. The same `manage` functions as the CLI do the
@@ -49,6 +51,7 @@ class SiteChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     monthly_pageview_cap: Annotated[int, msgspec.Meta(ge=0)] | None = None  # 0 removes the cap
     allow_forwarded_for: bool | None = None
     respect_dnt: bool | None = None
+    identified_visitors: bool | None = None  # off deletes the identified visitors kept
 
 
 class NewGoal(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -165,4 +168,25 @@ def site_handlers(rt: Runtime) -> list[HTTPRouteHandler]:
 
         return await answer(request, work)
 
-    return [list_sites, add_site, show_site, update_site, remove_site, list_goals, add_goal, remove_goal]
+    @post("/api/sites/{site:str}/server-key", operation_id="makeServerKey", status_code=201)
+    async def make_server_key(request: Request[Any, Any, Any], site: str) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            await one(token, site)
+            result: dict[str, Any] = await run(manage.sites_server_key, site)
+            return result
+
+        return await answer(request, work, 201)
+
+    @delete("/api/sites/{site:str}/server-key", operation_id="revokeServerKey", status_code=200)
+    async def revoke_server_key(request: Request[Any, Any, Any], site: str) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            await one(token, site)
+            result: dict[str, Any] = await run(manage.sites_server_key, site, revoke=True)
+            return result
+
+        return await answer(request, work)
+
+    return [
+        list_sites, add_site, show_site, update_site, remove_site, list_goals, add_goal, remove_goal,
+        make_server_key, revoke_server_key,
+    ]

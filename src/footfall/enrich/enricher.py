@@ -103,7 +103,10 @@ class Enricher:
             hit.received_us,
             hit.kind,
             hit.name if hit.kind != PAGEVIEW else PAGEVIEW,
-            self.salts.visitor_id(site_id, hit.ts_us, hit.ip, agent_text),
+            self.salts.visitor_id(site_id, hit.ts_us, hit.ip, agent_text)
+            if hit.visitor_key is None
+            # An empty address: no (address, agent) pair hashes like a named visitor.
+            else self.salts.visitor_id(site_id, hit.ts_us, "", hit.visitor_key),
             hit.source_api,
             page.hostname,
             page.pathname,

@@ -31,6 +31,7 @@ class SiteRegistry:
         self._by_domain: dict[str, Site] = {}
         self._by_id: dict[int, Site] = {}
         self._by_tracking_id: dict[str, Site] = {}
+        self._by_server_key: dict[str, Site] = {}
         self._settings: dict[int, CompiledSettings] = {}
         self.replace(sites or [])
 
@@ -38,11 +39,12 @@ class SiteRegistry:
         by_domain = {s.domain: s for s in sites}
         by_id = {s.id: s for s in sites}
         by_tracking_id = {s.tracking_id: s for s in sites}
+        by_server_key = {s.server_key.hash: s for s in sites if s.server_key is not None}
         compiled = {s.id: _compile(s) for s in sites}
         settings = {i: c for i, c in compiled.items() if c.exclusions or c.query_params}
         with self._lock:
             self._by_domain, self._by_id, self._settings = by_domain, by_id, settings
-            self._by_tracking_id = by_tracking_id
+            self._by_tracking_id, self._by_server_key = by_tracking_id, by_server_key
 
     def by_hostname(self, hostname: str) -> Site | None:
         # Ingest passes hosts that split_page_url normalized already: try them as they are.
@@ -50,6 +52,9 @@ class SiteRegistry:
 
     def by_tracking_id(self, tracking_id: str) -> Site | None:
         return self._by_tracking_id.get(tracking_id)
+
+    def by_server_key_hash(self, key_hash: str) -> Site | None:
+        return self._by_server_key.get(key_hash)
 
     def by_reference(self, ref: str) -> Site | None:
         """A site named the ways users name one: tracking id, numeric id or domain."""

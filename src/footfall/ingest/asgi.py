@@ -9,11 +9,10 @@ of these routes, stays with Litestar.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
-from footfall.ingest.http import Accepted, IngestError, check_declared_length, client_ip
+from footfall.ingest.http import Accepted, IngestError, check_declared_length, client_ip, refuse_if_limited
 from footfall.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,9 +45,7 @@ class IngestRoute(NamedTuple):
 def check_rate(rt: Runtime, ip: str) -> None:
     if not rt.limiter.enabled:
         return
-    wait = rt.limiter.take(ip)
-    if wait > 0:
-        raise IngestError(429, "rate limit exceeded; slow down", headers={"Retry-After": str(math.ceil(wait))})
+    refuse_if_limited(rt.limiter.take(ip))
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -84,7 +81,10 @@ async def run_route(
         accepted = route.work(ip, headers, await read_body(receive, route.max_body))
         if accepted.durable is not None:
             await accepted.durable
-        return accepted.status, accepted.body, dict(route.headers or {})
+        extra = dict(route.headers or {})
+        if accepted.content_type is not None:  # else JSON, as every error body is
+            extra["content-type"] = accepted.content_type
+        return accepted.status, accepted.body, extra
     except IngestError as exc:
         return exc.status, route.error_body(exc), {**(route.headers or {}), **exc.headers}
 
@@ -120,8 +120,10 @@ class FastIngest:
         except Exception:  # a bug, not bad input: answer like every other path does
             log.exception("ingest failed")
             status, body, extra = 500, IngestError(500, "internal error").body(), {}
-        response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        response_headers = [(b"content-length", str(len(body)).encode())]
         if extra:
             response_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        if "content-type" not in extra:
+            response_headers.append((b"content-type", b"application/json"))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import re
 import socket
 from collections.abc import Mapping
@@ -34,11 +35,18 @@ class IngestError(Exception):
 
 class Accepted(NamedTuple):
     """What a contract's work returns for a request it accepts: the spool's future for its
-    events (None when nothing is stored, e.g. DNT), the success body and status."""
+    events (None when nothing is stored, e.g. DNT), the success body, status and media type."""
 
     durable: asyncio.Future[None] | None
     body: bytes
     status: int = 202
+    content_type: str | None = None  # None: application/json
+
+
+def refuse_if_limited(wait: float) -> None:
+    """429 with Retry-After when a rate limiter says to wait `wait` seconds (0: go ahead)."""
+    if wait > 0:
+        raise IngestError(429, "rate limit exceeded; slow down", headers={"Retry-After": str(math.ceil(wait))})
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]) -> str:

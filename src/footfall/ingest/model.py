@@ -37,4 +37,6 @@ class Hit(msgspec.Struct, kw_only=True):
     revenue_currency: str | None = None
     # Campaign values given outside the URL, for contracts that allow it (seed 001).
     utm: dict[str, str] | None = None
+    # A visitor named by the caller (seed 004's user id), hashed in place of address and agent.
+    visitor_key: str | None = None
     dnt: bool = False  # the visitor asked not to be tracked: nothing is stored, not even a count

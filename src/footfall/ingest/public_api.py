@@ -19,14 +19,20 @@ Success is 202 {"ok": true}; errors are the seed-000 shape {"error", "field"}.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import msgspec
 
 from footfall.enrich import bots, urls
-from footfall.ingest.http import Accepted, IngestError, canonical_ip, decode_json, visitor_address
+from footfall.ingest.http import (
+    Accepted,
+    IngestError,
+    canonical_ip,
+    decode_json,
+    refuse_if_limited,
+    visitor_address,
+)
 from footfall.ingest.model import Hit, PropValue
 from footfall.ingest.server_api import MAX_PROPERTIES, now_us
 from footfall.meta import Site
@@ -105,9 +111,7 @@ def visitor_agent(agent: str) -> str:
 
 
 def _check_rate(rt: Runtime, ip: str) -> None:
-    wait = max(limit.take(ip) for limit in rt.public_limits)
-    if wait > 0:
-        raise IngestError(429, "rate limit exceeded; slow down", headers={"Retry-After": str(math.ceil(wait))})
+    refuse_if_limited(max(limit.take(ip) for limit in rt.public_limits))
 
 
 def _to_hit(site: Site, record: PublicRecord, visitor_ip: str, headers: Mapping[str, str]) -> Hit:

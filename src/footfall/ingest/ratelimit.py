@@ -19,6 +19,11 @@ class TokenBuckets:
         self._buckets: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def per_window(cls, requests: int, seconds: float) -> TokenBuckets:
+        """`requests` per `seconds` window, all of them usable at once; 0 turns it off."""
+        return cls(requests / seconds, max(requests, 1))
+
     @property
     def enabled(self) -> bool:
         return self.rate > 0

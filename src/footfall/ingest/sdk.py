@@ -57,12 +57,21 @@ def flat_props(properties: Mapping[str, Any], skip_prefix: str | None = None) ->
 def time_us(moment: dt.datetime | None, received: int) -> int | None:
     """A message's time in microseconds, the time of receipt when it has none; None when out
     of range (before 1991, more than an hour ahead)."""
+    try:
+        return checked_time_us(moment, received)
+    except IngestError:
+        return None
+
+
+def checked_time_us(moment: dt.datetime | None, received: int) -> int:
+    """As `time_us`, but a time out of range is a 422 on `timestamp`. SDK times without a
+    zone are UTC, as their libraries mean them."""
     if moment is None:
         return received
     try:
         return in_time_range(utc_us(moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)), received)
-    except (IngestError, OverflowError):
-        return None
+    except OverflowError:
+        raise IngestError(422, "timestamp is out of range", "timestamp") from None
 
 
 def derived_event_id(namespace: str, site_id: int, message_id: str) -> str:

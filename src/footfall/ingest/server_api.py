@@ -44,7 +44,8 @@ MAX_FUTURE_US = 3600 * 1_000_000  # a timestamp at most an hour ahead of the ser
 EARLIEST_US = 662_688_000 * 1_000_000  # 1991-01-01T00:00:00Z
 
 Str2k = Annotated[str, msgspec.Meta(max_length=urls.MAX_URL_LENGTH)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# Not beginning with a NUL: that marks the session modes of event.SESSION_*.
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\u0000]")]
 Pixels = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 
 

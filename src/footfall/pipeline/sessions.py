@@ -7,6 +7,11 @@ historical replay, shuffled batches and live traffic give the same visits. An ev
 lands between two runs joins them, and the later run is merged into the earlier.
 
 Session ids are 64-bit; the top bit marks explicit sessions so the two kinds never mix.
+
+A contract may instead give a session mode (event.SESSION_*; seed 004's server events): no
+session (NULL), a new visit of the event's own, or the visitor's latest visit, which the event
+joins however long ago that visit's last event was (if it was under way in the last day: a
+visitor hash lasts one day anyway).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from hashlib import blake2b
 
+from footfall.event import SESSION_MODE_PREFIX, SESSION_NEW, SESSION_NONE
 from footfall.store.base import SessionKeys, SessionMerge, Store, VisitorWindows
 
 EXPLICIT_BIT = 1 << 63
@@ -41,6 +47,7 @@ def implicit_session_id(visitor_id: int, start_us: int) -> int:
 
 
 VisitorKey = tuple[int, int]  # (site_id, visitor_id)
+LATEST_WINDOW_US = 86_400_000_000
 
 
 class Sessionizer:
@@ -62,14 +69,22 @@ class Sessionizer:
         self._spans.clear()
         self._covered.clear()
 
-    def assign(self, batch: SessionKeys) -> tuple[list[int], list[SessionMerge]]:
-        """Session ids for the batch, in batch order, and the stored visits to merge."""
+    def assign(self, batch: SessionKeys) -> tuple[list[int | None], list[SessionMerge]]:
+        """Session ids for the batch, in batch order (None: no session), and the stored visits
+        to merge."""
         sites, visitors, times, keys = batch
-        ids = [0] * len(times)
+        ids: list[int | None] = [0] * len(times)
         implicit: list[int] = []
+        modes: dict[int, str] = {}  # batch position -> SESSION_NEW or SESSION_LATEST
         for i, key in enumerate(keys):
             if key is None:
                 implicit.append(i)
+            elif key.startswith(SESSION_MODE_PREFIX):
+                if key == SESSION_NONE:
+                    ids[i] = None
+                else:
+                    modes[i] = key
+                    implicit.append(i)
             else:
                 ids[i] = explicit_session_id(sites[i], key)
         if not implicit:
@@ -80,6 +95,15 @@ class Sessionizer:
         visitor_keys = [(sites[i], visitors[i]) for i in implicit]
         ordered_times = [times[i] for i in implicit]
         touched = self._load_missing(visitor_keys, ordered_times)
+        if modes:  # a latest visit may have begun up to a day before its event
+            back_keys: list[VisitorKey] = []
+            back_times: list[int] = []
+            for i in implicit:
+                if i in modes:
+                    visitor = (sites[i], visitors[i])
+                    back_keys += (visitor, visitor)
+                    back_times += (times[i] - LATEST_WINDOW_US, times[i])
+            self._load_missing(back_keys, back_times)
 
         gap = self.gap_us
         all_spans = self._spans
@@ -87,6 +111,9 @@ class Sessionizer:
         merges: list[SessionMerge] = []
         for i, visitor_key, ts in zip(implicit, visitor_keys, ordered_times, strict=True):
             spans = all_spans[visitor_key]
+            if modes and i in modes:
+                ids[i] = _attach(modes[i], spans, visitor_key[1], ts)
+                continue
             near = [s for s in spans if s[0] - gap < ts < s[1] + gap] if spans else None
             if not near:
                 span = [ts, ts, implicit_session_id(visitor_key[1], ts)]
@@ -113,7 +140,9 @@ class Sessionizer:
                 return session_id
 
             for i in implicit:
-                ids[i] = final(ids[i])
+                session_id = ids[i]
+                if session_id is not None:
+                    ids[i] = final(session_id)
             merges = [m._replace(new_session_id=final(m.new_session_id)) for m in merges]
         move_to_end = all_spans.move_to_end
         for visitor_key in touched:  # recency once per visitor and batch, not once per event
@@ -165,3 +194,16 @@ class Sessionizer:
         while len(self._spans) > self.max_visitors:
             key, _ = self._spans.popitem(last=False)
             self._covered.pop(key, None)
+
+
+def _attach(mode: str, spans: list[list[int]], visitor_id: int, ts: int) -> int | None:
+    """The session of an event sent with a session mode (SESSION_NEW or SESSION_LATEST)."""
+    if mode == SESSION_NEW:
+        spans.append([ts, ts, implicit_session_id(visitor_id, ts)])
+        return spans[-1][2]
+    begun = [s for s in spans if s[0] <= ts and s[1] >= ts - LATEST_WINDOW_US]
+    if not begun:
+        return None  # seed 004: with no visit to join, the event has no session
+    span = max(begun, key=lambda s: s[0])
+    span[1] = max(span[1], ts)
+    return span[2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -19,9 +20,17 @@ import msgspec
 import pyarrow as pa
 
 from footfall.event import AI_FETCH, BOT_FIELDS, DROP_BOT, DROPPED, EVENT_FIELDS, EVENT_KINDS, STORED_FIELDS
-from footfall.meta import Site, SiteSettings, Token
+from footfall.meta import ServerKey, Site, SiteSettings, Token
 from footfall.query.model import Query, QueryResult
-from footfall.store.base import SessionKeys, SessionMerge, SessionSpan, Staged, StoreError, VisitorWindows
+from footfall.store.base import (
+    IdentityUpdate,
+    SessionKeys,
+    SessionMerge,
+    SessionSpan,
+    Staged,
+    StoreError,
+    VisitorWindows,
+)
 from footfall.store.salts import SaltFile
 from footfall.store.sql import compile_query
 
@@ -61,7 +70,7 @@ EVENT_COLUMN_TYPES: dict[str, str] = {
     "utm_term": "VARCHAR NOT NULL",
     "utm_content": "VARCHAR NOT NULL",
     "visitor_id": "UBIGINT NOT NULL",
-    "session_id": "UBIGINT NOT NULL",
+    "session_id": "UBIGINT",  # NULL: a server event sent with no session (seed 004)
     "page_id": "VARCHAR",
     "user_id": "VARCHAR",
     "browser": "VARCHAR NOT NULL",
@@ -192,6 +201,17 @@ _DDL = [
         last_rotated_at VARCHAR)""",
     # Data directories made before site settings existed.
     "ALTER TABLE sites ADD COLUMN IF NOT EXISTS settings VARCHAR DEFAULT '{}'",
+    # The server API's secret key (meta.ServerKey as JSON: its hash, never the key).
+    "ALTER TABLE sites ADD COLUMN IF NOT EXISTS server_key VARCHAR",
+    # Identified visitors (seed 004's /identify, only for sites that turn it on): an alias is a
+    # keyed hash of an id or email (see ingest.identities), pointing at the visitor's user id.
+    """CREATE TABLE IF NOT EXISTS identity_aliases (
+        site_id UINTEGER NOT NULL, alias VARCHAR NOT NULL, user_id VARCHAR NOT NULL,
+        PRIMARY KEY (site_id, alias))""",
+    """CREATE TABLE IF NOT EXISTS identified_visitors (
+        site_id UINTEGER NOT NULL, user_id VARCHAR NOT NULL, email_hash VARCHAR, name VARCHAR,
+        traits VARCHAR NOT NULL, first_seen VARCHAR NOT NULL, updated_at VARCHAR NOT NULL,
+        PRIMARY KEY (site_id, user_id))""",
     # Salts moved to their own file (store.salts); a data directory from before loses the
     # table, and so its salts: visitor hashes start afresh, which is what rotation does anyway.
     "DROP TABLE IF EXISTS salts",
@@ -239,6 +259,8 @@ class DuckDBStore:
         for stmt in _DDL:
             cur.execute(stmt)
         _add_missing_event_columns(cur)
+        # Data directories from before events could have no session.
+        cur.execute("ALTER TABLE events ALTER COLUMN session_id DROP NOT NULL")
         cur.execute(
             "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
             [str(SCHEMA_VERSION)],
@@ -257,12 +279,19 @@ class DuckDBStore:
 
     def list_sites(self) -> list[Site]:
         rows = self._cursor().execute(
-            "SELECT id, domain, timezone, tracking_id, created_at, settings FROM sites ORDER BY id"
+            "SELECT id, domain, timezone, tracking_id, created_at, settings, server_key FROM sites ORDER BY id"
         ).fetchall()
         return [
-            Site(id=r[0], domain=r[1], timezone=r[2], tracking_id=r[3], created_at=r[4], settings=_settings(r[5]))
+            Site(id=r[0], domain=r[1], timezone=r[2], tracking_id=r[3], created_at=r[4], settings=_settings(r[5]),
+                 server_key=None if r[6] is None else msgspec.json.decode(r[6], type=ServerKey))
             for r in rows
         ]
+
+    def set_server_key(self, site_id: int, key: ServerKey | None) -> None:
+        self._cursor().execute(
+            "UPDATE sites SET server_key = ? WHERE id = ?",
+            [None if key is None else msgspec.json.encode(key).decode(), site_id],
+        )
 
     def update_site_settings(self, site_id: int, settings: SiteSettings) -> None:
         self._cursor().execute(
@@ -291,7 +320,7 @@ class DuckDBStore:
             cur.execute("BEGIN")
             try:
                 row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
-                for table in ("events", "ai_fetches", "dropped_hits"):
+                for table in ("events", "ai_fetches", "dropped_hits", "identity_aliases", "identified_visitors"):
                     cur.execute(f"DELETE FROM {table} WHERE site_id = ?", [site_id])
                 cur.execute("DELETE FROM sites WHERE id = ?", [site_id])
                 cur.execute(
@@ -360,6 +389,91 @@ class DuckDBStore:
 
     def delete_salts_before(self, day: int) -> int:
         return self._salts.delete_salts_before(day)
+
+    # -- identified visitors ----------------------------------------------------------------
+
+    def identity_key(self) -> bytes:
+        """The instance's key for hashing visitor ids and emails (see ingest.identities):
+        random, made once, kept so an email hashes the same way next month."""
+        cur = self._cursor()
+        cur.execute(
+            "INSERT INTO meta VALUES ('identity_key', ?) ON CONFLICT DO NOTHING", [secrets.token_hex(32)]
+        )
+        row = cur.execute("SELECT value FROM meta WHERE key = 'identity_key'").fetchone()
+        assert row is not None
+        return bytes.fromhex(row[0])
+
+    def resolve_alias(self, site_id: int, alias: str) -> str | None:
+        row = self._cursor().execute(
+            "SELECT user_id FROM identity_aliases WHERE site_id = ? AND alias = ?", [site_id, alias]
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_identity(self, site_id: int, profile: IdentityUpdate) -> None:
+        """Point the aliases at the visitor's user id, and merge the traits into its profile
+        (and those of the id it was known by before, when that changes)."""
+        now = _now_rfc3339()
+        cur = self._cursor()
+        with self._write_lock:
+            cur.execute("BEGIN")
+            try:
+                old: dict[str, Any] = {}
+                email_hash, name, first_seen = profile.email_hash, profile.name, now
+                for user_id in dict.fromkeys([p for p in (profile.previous, profile.user_id) if p]):
+                    row = cur.execute(
+                        "DELETE FROM identified_visitors WHERE site_id = ? AND user_id = ? "
+                        "RETURNING email_hash, name, traits, first_seen",
+                        [site_id, user_id],
+                    ).fetchone()
+                    if row is not None:
+                        email_hash, name = email_hash or row[0], name or row[1]
+                        old.update(msgspec.json.decode(row[2]))
+                        first_seen = min(first_seen, row[3])
+                if profile.previous and profile.previous != profile.user_id:
+                    cur.execute(
+                        "UPDATE identity_aliases SET user_id = ? WHERE site_id = ? AND user_id = ?",
+                        [profile.user_id, site_id, profile.previous],
+                    )
+                cur.execute(
+                    "INSERT INTO identified_visitors VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [site_id, profile.user_id, email_hash, name,
+                     msgspec.json.encode({**old, **profile.traits}).decode(), first_seen, now],
+                )
+                cur.executemany(
+                    "INSERT INTO identity_aliases VALUES (?, ?, ?) "
+                    "ON CONFLICT (site_id, alias) DO UPDATE SET user_id = excluded.user_id",
+                    [[site_id, alias, profile.user_id] for alias in profile.aliases],
+                )
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+
+    def forget_identities(self, site_id: int) -> int:
+        """Delete every identified visitor of a site; returns how many there were."""
+        cur = self._cursor()
+        with self._write_lock:
+            cur.execute("BEGIN")
+            try:
+                row = cur.execute("SELECT count(*) FROM identified_visitors WHERE site_id = ?", [site_id]).fetchone()
+                cur.execute("DELETE FROM identified_visitors WHERE site_id = ?", [site_id])
+                cur.execute("DELETE FROM identity_aliases WHERE site_id = ?", [site_id])
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+        return int(row[0]) if row else 0
+
+    def identified_visitor(self, site_id: int, user_id: str) -> dict[str, Any] | None:
+        row = self._cursor().execute(
+            "SELECT user_id, email_hash, name, traits, first_seen, updated_at FROM identified_visitors "
+            "WHERE site_id = ? AND user_id = ?",
+            [site_id, user_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return {"user_id": row[0], "email_hash": row[1], "name": row[2], "traits": msgspec.json.decode(row[3]),
+                "first_seen": row[4], "updated_at": row[5]}
 
     # -- the writer -------------------------------------------------------------------------
 
@@ -444,7 +558,7 @@ class DuckDBStore:
         return Staged(keys, int(staged - duplicates), int(duplicates))
 
     def commit_staged(
-        self, session_ids: list[int], merges: list[SessionMerge], segments: list[str]
+        self, session_ids: list[int | None], merges: list[SessionMerge], segments: list[str]
     ) -> None:
         """Insert the staged events (with their session ids, in `stage_batch`'s order), AI
         fetches and dropped-hit counts, apply session merges and record the spool segments,

@@ -83,7 +83,7 @@ def compile_query(q: Query) -> tuple[str, dict[str, Any], list[str]]:
     if session_metrics:
         ctes.append(
             "visit AS (SELECT session_id, min(ts) AS s_start, max(ts) AS s_end, count(*) AS n,"
-            " count(*) FILTER (WHERE kind = 'pageview') AS pv FROM ev GROUP BY session_id)"
+            " count(*) FILTER (WHERE kind = 'pageview') AS pv FROM ev WHERE session_id IS NOT NULL GROUP BY session_id)"
         )
         touched = f"SELECT DISTINCT {group + ', ' if dims else ''}session_id FROM ev"
         ctes.append(
