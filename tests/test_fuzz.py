@@ -26,6 +26,7 @@ EVENT = "/api/ingest/server/event"
 BATCH = "/api/ingest/server/batch"
 ENDPOINTS = (PAGEVIEW, EVENT, BATCH)
 PLAUSIBLE = "/api/event"  # its own answers: tests/test_plausible_api.py fuzzes its bodies
+STATS_QUERY = "/api/v2/query"  # Plausible's Stats API: {"error": ...}; tests/test_query_api.py fuzzes its bodies
 ERROR_STATUSES = {400, 401, 403, 404, 413, 415, 422, 429}
 
 FUZZ = settings(
@@ -367,6 +368,8 @@ def drive(live: Site, operation: Any, mode: schemathesis.GenerationMode) -> None
                 assert isinstance(error, dict) and error.get("ok") is False, (case.path, error)
             elif operation.path == PLAUSIBLE:  # Plausible's own: {"errors": {field: [messages]}}
                 assert isinstance(error, dict) and set(error) == {"errors"} and error["errors"], (case.path, error)
+            elif operation.path == STATS_QUERY:  # the Stats API's, as Plausible's: {"error": message}
+                assert isinstance(error, dict) and set(error) == {"error"} and error["error"], (case.path, error)
             else:
                 assert isinstance(error, dict) and set(error) == {"error", "field"}, (case.path, error)
         if operation.path in ENDPOINTS:  # and the contract's own shapes, as above

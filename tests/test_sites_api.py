@@ -52,7 +52,7 @@ def test_add_list_show_update_remove(admin: tuple[Site, str]) -> None:
     assert r.json()["settings"] == {"exclude_ips": ["10.0.0.0/8"], "exclude_countries": [],
                                     "exclude_paths": ["/admin/*"], "query_params": ["q"],
                                     "monthly_pageview_cap": None, "allow_forwarded_for": False,
-                                    "respect_dnt": True, "goals": [], "identified_visitors": False}
+                                    "respect_dnt": True, "goals": [], "funnels": [], "identified_visitors": False}
     # The CLI sees what the API set, and the other way round.
     assert cli_json(site.server.data_dir, "sites", "show", "shop.example")["settings"]["exclude_ips"] == ["10.0.0.0/8"]
     r = call(site, "PATCH", "/api/sites/shop.example", secret, {"exclude_ips": []})

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -19,6 +20,7 @@ from litestar.params import Parameter
 
 from footfall import __version__, control, tracker
 from footfall.api.sites import site_handlers
+from footfall.api.stats import stats_handlers
 from footfall.ingest import (
     ai_fetch,
     browser_api,
@@ -35,6 +37,9 @@ from footfall.ingest.asgi import FastIngest, IngestRoute, Receive, run_route
 from footfall.ingest.http import Accepted, IngestError
 from footfall.openapi import patch_openapi
 from footfall.runtime import Runtime
+from footfall.web import auth
+from footfall.web.auth_routes import auth_handlers
+from footfall.web.dashboard import dashboard_handlers
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +237,11 @@ def create_app(rt: Runtime) -> FastIngest:
         route_handlers=[
             *declared, ai_fetch_route, public_track, server_user_id, tracker_script, healthz, readyz, openapi_document,
             *site_handlers(rt),
+            *stats_handlers(rt),
+            *auth_handlers(rt),
+            *dashboard_handlers(rt),
         ],
+        state=State({auth.RUNTIME_STATE: rt}),  # how web.auth's guards reach the runtime
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="Footfall",

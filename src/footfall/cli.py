@@ -20,16 +20,23 @@ from rich.table import Table
 from footfall import control, manage
 from footfall.api.auth import SCOPES
 from footfall.config import Settings, cli_flag, describe, load_settings
+from footfall.importer.command import import_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Footfall: privacy-first web analytics.")
 sites_app = typer.Typer(no_args_is_help=True, help="Sites: domain, time zone, tracking id.")
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: scopes and sites; secrets shown once.")
 app.add_typer(sites_app, name="sites")
 app.add_typer(tokens_app, name="tokens")
+users_app = typer.Typer(no_args_is_help=True, help="Dashboard accounts: sign-in names, passwords (argon2), roles.")
+app.add_typer(users_app, name="users")
 goals_app = typer.Typer(
     no_args_is_help=True, help="Goals: conversions by event name or page path, counted at query time."
 )
 app.add_typer(goals_app, name="goals")
+funnels_app = typer.Typer(
+    no_args_is_help=True, help="Funnels: ordered steps (pages or events) shown on the dashboard."
+)
+app.add_typer(funnels_app, name="funnels")
 
 out = Console()
 err = Console(stderr=True)
@@ -260,6 +267,122 @@ def sites_remove(
         out.print(f"removed {result['removed']} ({result['events_deleted']} events deleted)")
 
 
+@sites_app.command("share")
+def sites_share(
+    site: str,
+    link_id: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Argument(metavar="[ID]", help="With --revoke: the link to revoke (see `sites shares`); omit for all."),
+    ] = None,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Revoke the site's share links instead.")] = False,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Make a public read-only link to the site's dashboard: /share/<token>, shown once (only
+    its hash is kept). With --revoke, stop one (ID) or all of the site's links at once."""
+    if revoke:
+        result = _call(data_dir, "shares.revoke", site=site, link_id=link_id)
+        if as_json:
+            _print_json(result)
+        else:
+            ids = ", ".join(str(i) for i in result["revoked"]) or "none were live"
+            out.print(f"{result['site']}: share links revoked: {ids}")
+        return
+    if link_id is not None:
+        raise typer.BadParameter("an ID goes with --revoke; `footfall sites share SITE` makes a new link")
+    record = _call(data_dir, "shares.create", site=site)
+    if as_json:
+        _print_json(record)
+        return
+    out.print(f"share link {record['id']} for [bold]{record['site']}[/bold]: anyone with it can read the dashboard.")
+    out.print("Shown once (only its hash is kept); revoke it with `footfall sites share SITE --revoke ID`:")
+    sys.stdout.write(record["path"] + "\n")
+
+
+@sites_app.command("shares")
+def sites_shares(site: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """A site's share links (never their tokens), live and revoked."""
+    links = _call(data_dir, "shares.list", site=site)
+    if as_json:
+        _print_json(links)
+    else:
+        _table(links, ["id", "created_at", "revoked_at", "active"])
+
+
+# -- users --------------------------------------------------------------------------------
+
+USER_COLUMNS = ["id", "email", "role", "created_at", "last_login_at"]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
+]
+
+
+def _new_password(from_stdin: bool) -> str:
+    """The password from stdin's first line, or asked for twice without echo."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt="Password again")
+    return password
+
+
+@users_app.command("add")
+def users_add(
+    email: str,
+    role: Annotated[str, typer.Option(help="owner, admin (may change things in the dashboard) or viewer.")] = "viewer",
+    password_stdin: PasswordStdin = False,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Add a dashboard account (an email address or a user name)."""
+    user = _call(data_dir, "users.add", email=email, password=_new_password(password_stdin), role=role)
+    if as_json:
+        _print_json(user)
+    else:
+        out.print(f"added [bold]{user['email']}[/bold] ({user['role']}, id {user['id']})")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None, as_json: Json = False) -> None:
+    """List dashboard accounts (never their passwords)."""
+    users = _call(data_dir, "users.list")
+    if as_json:
+        _print_json(users)
+    else:
+        _table(users, USER_COLUMNS)
+
+
+@users_app.command("remove")
+def users_remove(
+    user: Annotated[str, typer.Argument(help="Email, user name or id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Remove a dashboard account; its sessions end at once. The last owner cannot be removed."""
+    if not yes and not typer.confirm(f"Remove the account {user}?", default=False):
+        raise typer.Exit(1)
+    result = _call(data_dir, "users.remove", user=user)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"removed {result['removed']}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    user: Annotated[str, typer.Argument(help="Email, user name or id.")],
+    password_stdin: PasswordStdin = False,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Set an account's password; every session it had ends."""
+    result = _call(data_dir, "users.passwd", user=user, password=_new_password(password_stdin))
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"new password set for {result['email']}; its sessions are ended")
+
+
 # -- tokens -------------------------------------------------------------------------------
 
 TOKEN_COLUMNS = ["id", "name", "scopes", "sites", "created_at", "last_rotated_at"]
@@ -318,19 +441,47 @@ def tokens_rotate(token: str, data_dir: DataDir = None, as_json: Json = False) -
 # -- stats --------------------------------------------------------------------------------
 
 
+Many = Optional[list[str]]  # noqa: UP045 - typer reads the annotation at run time
+
+
 @app.command("stats")
 def stats_cmd(
     site: Annotated[str, typer.Option("--site", help="Domain, tracking id or id of the site.")],
-    date_from: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD, in the site's time zone.")],
-    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD, inclusive.")],
-    limit: Annotated[int, typer.Option(help="Rows of top pages.", min=1, max=1000)] = 10,
+    date_from: Annotated[
+        Optional[str], typer.Option("--from", help="First day, YYYY-MM-DD, in the site's time zone.")  # noqa: UP045
+    ] = None,
+    date_to: Annotated[Optional[str], typer.Option("--to", help="Last day, YYYY-MM-DD, inclusive.")] = None,  # noqa: UP045
+    period: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="A named range instead of --from/--to: day, 24h, 7d, 28d, 30d, 91d, month, 6mo, 12mo, "
+                          "year, all."),
+    ] = None,
+    metric: Annotated[Many, typer.Option(help="A Stats API metric (repeatable), e.g. visitors, bounce_rate.")] = None,
+    dimension: Annotated[
+        Many, typer.Option(help="Group by (repeatable): event:page, visit:source, time:day, event:props:plan ...")
+    ] = None,
+    filter_: Annotated[
+        Many,
+        typer.Option("--filter", help="dim==a|b, dim!=a, dim~=text, dim!~text, or a JSON filter (repeatable)."),
+    ] = None,
+    compare: Annotated[
+        Optional[str], typer.Option(help="previous_period or year_over_year.")  # noqa: UP045
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows of top pages, or of a query's results.", min=1, max=10000)] = 10,
     data_dir: DataDir = None,
     as_json: Json = False,
 ) -> None:
-    """Visitors, visits, pageviews, events, bounce rate and visit duration, per day and page."""
-    report = _call(data_dir, "stats", site=site, date_from=date_from, date_to=date_to, limit=limit)
+    """Visitors, visits, pageviews, events, bounce rate and visit duration, per day and page;
+    or, with --metric/--dimension/--filter/--period/--compare, a Stats API v2 query's answer."""
+    report = _call(
+        data_dir, "stats", site=site, date_from=date_from, date_to=date_to, limit=limit, period=period,
+        metrics=metric, dimensions=dimension, filters=filter_, compare=compare,
+    )
     if as_json:
         _print_json(report)
+        return
+    if "results" in report:
+        _print_query(report)
         return
     t = report["totals"]
     out.print(f"[bold]{report['site']}[/bold]  {report['from']} .. {report['to']}  ({report['timezone']})")
@@ -346,6 +497,29 @@ def stats_cmd(
     _table(report["top_pages"], ["page", "visitors", "pageviews"], "Top pages")
     if report["goals"]:
         _table(report["goals"], ["goal", "type", "value", "visitors", "completions", "conversion_rate"], "Goals")
+
+
+def _print_query(report: dict[str, Any]) -> None:
+    """A Stats API answer as a table: dimensions, metrics, and each metric's change."""
+    query = report["query"]
+    first, last = query["date_range"]
+    out.print(f"[bold]{query['site_id']}[/bold]  {first} .. {last}")
+    columns = [*query["dimensions"], *query["metrics"]]
+    compared = "comparison_date_range" in query
+    if compared:
+        columns += [f"{m} change" for m in query["metrics"]]
+    rows = []
+    for result in report["results"]:
+        values = [_money(v) for v in [*result["dimensions"], *result["metrics"]]]
+        if compared:
+            values += [_cell(c) + ("" if c is None or "rate" in m else "%")
+                       for m, c in zip(query["metrics"], result["comparison"]["change"], strict=True)]
+        rows.append(dict(zip(columns, values, strict=True)))
+    _table(rows, columns)
+
+
+def _money(value: Any) -> Any:
+    return value["long"] if isinstance(value, dict) and "long" in value else value
 
 
 # -- goals --------------------------------------------------------------------------------
@@ -391,6 +565,58 @@ def goals_remove(site: str, goal: str, data_dir: DataDir = None, as_json: Json =
         _print_json(result)
     else:
         out.print(f"removed goal {result['removed']}")
+
+
+# -- funnels ------------------------------------------------------------------------------
+
+
+@funnels_app.command("add")
+def funnels_add(
+    site: str,
+    name: Annotated[str, typer.Option(help="What the funnel is called, e.g. 'Signup'.")],
+    step: Annotated[list[str], typer.Option(
+        help="A step, in order: page:/path (* matches anything) or event:NAME; give 2 to 8.")],
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Add a funnel: --step page:/pricing --step event:signup ..."""
+    steps = []
+    for text in step:
+        kind, sep, value = text.partition(":")
+        if not sep or kind not in ("page", "event"):
+            raise typer.BadParameter(f"a step is page:/path or event:NAME, not {text!r}")
+        steps.append({"type": "pageview" if kind == "page" else "event", "value": value})
+    funnel = _call(data_dir, "funnels.add", site=site, name=name, steps=steps)
+    if as_json:
+        _print_json(funnel)
+    else:
+        out.print(f"added funnel [bold]{funnel['name']}[/bold] ({funnel['id']}) with {len(funnel['steps'])} steps")
+
+
+@funnels_app.command("list")
+def funnels_list(site: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """A site's funnels."""
+    funnels = _call(data_dir, "funnels.list", site=site)
+    if as_json:
+        _print_json(funnels)
+    else:
+        rows = [{**f, "steps": " → ".join(f"{s['type']} {s['value']}" for s in f["steps"])} for f in funnels]
+        _table(rows, ["id", "name", "steps"])
+
+
+@funnels_app.command("remove")
+def funnels_remove(site: str, funnel: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Remove a funnel, by id or name."""
+    result = _call(data_dir, "funnels.remove", site=site, funnel=funnel)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"removed funnel {result['removed']}")
+
+
+# -- import -------------------------------------------------------------------------------
+
+app.command("import")(import_command)
 
 
 def main() -> None:

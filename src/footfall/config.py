@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     server_api_user_id_per_minute: int = Field(
         default=100, ge=0, description="GET /api/v1/user-id requests per minute per site secret key; 0 turns it off."
     )
+    login_failures_per_15min: int = Field(
+        default=5,
+        ge=0,
+        description="Failed dashboard sign-ins allowed per client IP and per account in 15 minutes, "
+        "then 429; 0 turns the limit off.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated IPs or CIDRs whose X-Forwarded-For is believed. Empty trusts no one.",

@@ -22,10 +22,12 @@ import msgspec
 from footfall.api import auth
 from footfall.enrich.exclusions import parse_country, parse_network, parse_path_glob
 from footfall.enrich.urls import normalize_host
-from footfall.meta import Goal, ServerKey, Site, Token
+from footfall.meta import Funnel, FunnelStep, Goal, ServerKey, Site, Token, User
+from footfall.query import v2
 from footfall.query.compile import build_query, day_series
-from footfall.query.model import Filter, QueryError
-from footfall.store.base import Store, StoreError
+from footfall.query.model import Filter, GoalRule, QueryError
+from footfall.store.base import StepMatch, Store, StoreError
+from footfall.web import accounts
 
 
 class ManageError(Exception):
@@ -93,7 +95,8 @@ def site_by_name(ctx: Context, name: str) -> Site:
 
 def site_record(site: Site) -> dict[str, Any]:
     record = msgspec.structs.asdict(site)
-    record["settings"] = msgspec.structs.asdict(site.settings)
+    # Every setting, defaults too; goals and funnels as plain data.
+    record["settings"] = {k: msgspec.to_builtins(v) for k, v in msgspec.structs.asdict(site.settings).items()}
     # The key's hint and age, never its hash: nothing that could be checked against guesses.
     key = site.server_key
     record["server_key"] = None if key is None else {"hint": key.hint, "created_at": key.created_at}
@@ -308,11 +311,65 @@ def tokens_rotate(ctx: Context, token: str) -> dict[str, Any]:
 
 # -- stats --------------------------------------------------------------------------------
 
-SUMMARY_METRICS = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"]
+SUMMARY_METRICS = ["visitors", "visits", "pageviews", "custom_events", "bounce_rate", "visit_duration"]
+# `footfall stats --filter dim==a|b` (is), `!=` (is_not), `~=` (contains), `!~` (contains_not).
+_FILTER_FORMS = (("!=", "is_not"), ("!~", "contains_not"), ("~=", "contains"), ("==", "is"))
 
 
-def stats(ctx: Context, site: str, date_from: str, date_to: str, limit: int = 10) -> dict[str, Any]:
+def parse_cli_filter(text: str) -> list[Any]:
+    """A filter as the Stats API takes it, from JSON or the short `dim==value|value` form."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            value = msgspec.json.decode(text)
+        except msgspec.DecodeError as exc:
+            raise ManageError(f"--filter {text!r} is not JSON: {exc}") from None
+        if not isinstance(value, list):
+            raise ManageError(f"--filter {text!r}: a filter is a JSON list")
+        return value
+    for sign, op in _FILTER_FORMS:
+        dim, found, values = text.partition(sign)
+        if found and dim.strip():
+            return [op, dim.strip(), values.split("|")]
+    raise ManageError(f"--filter {text!r}: give dim==value (also !=, ~=, !~; values split by |) or a JSON filter")
+
+
+def stats(
+    ctx: Context,
+    site: str,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    limit: int = 10,
+    period: str | None = None,
+    metrics: list[str] | None = None,
+    dimensions: list[str] | None = None,
+    filters: list[str] | None = None,
+    compare: str | None = None,
+) -> dict[str, Any]:
+    """The summary report for --from/--to; with any Stats API option (a period, metrics,
+    dimensions, filters, a comparison), that query's Stats API v2 answer instead."""
     s = site_by_name(ctx, site)
+    if period is not None or metrics or dimensions or filters or compare is not None:
+        if period is not None and (date_from or date_to):
+            raise ManageError("give --period or --from/--to, not both")
+        if period is None and not (date_from and date_to):
+            raise ManageError("give --period (e.g. 7d) or both --from and --to")
+        body: dict[str, Any] = {
+            "site_id": s.domain,
+            "metrics": metrics or ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"],
+            "date_range": period if period is not None else [date_from, date_to],
+            "dimensions": dimensions or [],
+            "filters": [parse_cli_filter(f) for f in filters or []],
+            "pagination": {"limit": limit},
+        }
+        if compare is not None:
+            body["include"] = {"comparisons": {"mode": compare}}
+        try:
+            return v2.execute(ctx.store, s, body)
+        except QueryError as exc:
+            raise ManageError(str(exc)) from None
+    if not (date_from and date_to):
+        raise ManageError("give --from and --to (YYYY-MM-DD), or --period")
     try:
         first, last = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
     except ValueError as exc:
@@ -321,8 +378,9 @@ def stats(ctx: Context, site: str, date_from: str, date_to: str, limit: int = 10
         raise ManageError("the range is longer than ten years")
     try:
         totals = ctx.store.run_query(build_query(s, first, last, SUMMARY_METRICS)).records()[0]
+        totals["events"] = totals.pop("custom_events")
         daily = ctx.store.run_query(
-            build_query(s, first, last, ["visitors", "visits", "pageviews", "events"], ["time:day"])
+            build_query(s, first, last, ["visitors", "visits", "pageviews", "custom_events"], ["time:day"])
         ).records()
         pages = ctx.store.run_query(
             build_query(
@@ -334,7 +392,7 @@ def stats(ctx: Context, site: str, date_from: str, date_to: str, limit: int = 10
         goals = _goal_conversions(ctx, s, first, last, int(totals["visitors"] or 0))
     except QueryError as exc:
         raise ManageError(str(exc)) from None
-    by_day = {row["time:day"]: row for row in daily}
+    by_day = {row["time:day"]: {**row, "events": row["custom_events"]} for row in daily}
     empty = {"visitors": 0, "visits": 0, "pageviews": 0, "events": 0}
     days = [{"date": d, **{k: by_day.get(d, empty)[k] for k in empty}} for d in day_series(first, last)]
     return {
@@ -356,11 +414,11 @@ GOAL_TYPES = ("event", "pageview")
 
 def goal_filters(goal: Goal) -> list[Filter]:
     """The filters that select a goal's conversions: an event by exact name, or a pageview
-    whose path matches the value, where `*` stands for any run of characters."""
-    if goal.type == "event":
-        return [Filter("is", "event:kind", ("event",)), Filter("is", "event:name", (goal.value,))]
-    pattern = ".*".join(re.escape(part) for part in goal.value.split("*"))
-    return [Filter("is", "event:kind", ("pageview",)), Filter("matches", "event:page", (pattern,))]
+    whose whole path matches the value, where `*` stands for any run of characters."""
+    rule = GoalRule.from_goal(goal.name, goal.type, goal.value)
+    if rule.kind == "event":
+        return [Filter("is", "event:kind", ("event",)), Filter("is", "event:name", (rule.value,))]
+    return [Filter("is", "event:kind", ("pageview",)), Filter("matches", "event:page", (rule.value,))]
 
 
 def goals_list(ctx: Context, site: str) -> list[dict[str, Any]]:
@@ -394,6 +452,69 @@ def goals_remove(ctx: Context, site: str, goal: str) -> dict[str, Any]:
     return {"removed": goal}
 
 
+# -- funnels ------------------------------------------------------------------------------
+
+MAX_FUNNEL_STEPS = 8
+
+
+def funnel_matches(funnel: Funnel) -> list[StepMatch]:
+    """A funnel's steps as the store matches them (see Store.funnel)."""
+    out = []
+    for step in funnel.steps:
+        # A goal's path pattern is a whole-path regular expression already; an event name is literal.
+        rule = GoalRule.from_goal(funnel.name, step.type, step.value)
+        pattern = rule.value if rule.kind == "pageview" else re.escape(rule.value)
+        if rule.kind == "pageview" and "*" in step.value:
+            like = re.sub(r"([%_\\])", r"\\\1", step.value).replace("*", "%")
+            out.append(StepMatch(rule.kind, pattern, like=like))
+        else:
+            out.append(StepMatch(rule.kind, pattern, exact=step.value))
+    return out
+
+
+def _funnel_record(f: Funnel) -> dict[str, Any]:
+    return {"id": f.id, "name": f.name, "steps": [msgspec.structs.asdict(step) for step in f.steps]}
+
+
+def funnels_list(ctx: Context, site: str) -> list[dict[str, Any]]:
+    return [_funnel_record(f) for f in site_by_name(ctx, site).settings.funnels]
+
+
+def funnels_add(ctx: Context, site: str, name: str, steps: list[dict[str, str]]) -> dict[str, Any]:
+    """Add a funnel: `steps` are {"type": "pageview"|"event", "value": path glob or event name},
+    in order, 2 to MAX_FUNNEL_STEPS of them."""
+    s = site_by_name(ctx, site)
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise ManageError("a funnel's name is 1 to 120 characters")
+    if any(f.name == name for f in s.settings.funnels):
+        raise Conflict(f"{s.domain} has a funnel named {name!r} already")
+    if not 2 <= len(steps) <= MAX_FUNNEL_STEPS:
+        raise ManageError(f"a funnel has 2 to {MAX_FUNNEL_STEPS} steps, not {len(steps)}")
+    parsed = []
+    for i, step in enumerate(steps, 1):
+        kind, value = str(step.get("type", "")), str(step.get("value", "")).strip()
+        if kind not in GOAL_TYPES:
+            raise ManageError(f"step {i}: the type is {' or '.join(GOAL_TYPES)}, not {kind!r}")
+        if not value or len(value) > 1024:
+            raise ManageError(f"step {i}: the value (event name or page path) is 1 to 1024 characters")
+        if kind == "pageview" and not value.startswith("/"):
+            raise ManageError(f"step {i}: a pageview step is a path starting with / (`*` matches anything)")
+        parsed.append(FunnelStep(type=kind, value=value))
+    funnel = Funnel(id="f_" + secrets.token_hex(4), name=name, steps=tuple(parsed))
+    _save_settings(ctx, s, funnels=(*s.settings.funnels, funnel))
+    return _funnel_record(funnel)
+
+
+def funnels_remove(ctx: Context, site: str, funnel: str) -> dict[str, Any]:
+    s = site_by_name(ctx, site)
+    kept = tuple(f for f in s.settings.funnels if funnel not in (f.id, f.name))
+    if len(kept) == len(s.settings.funnels):
+        raise NotFound(f"{s.domain} has no funnel {funnel!r}; `footfall funnels list {s.domain}` shows them")
+    _save_settings(ctx, s, funnels=kept)
+    return {"removed": funnel}
+
+
 def _save_settings(ctx: Context, s: Site, **changes: Any) -> Site:
     settings = msgspec.structs.replace(s.settings, **changes)
     ctx.store.update_site_settings(s.id, settings)
@@ -405,13 +526,103 @@ def _goal_conversions(ctx: Context, s: Site, first: dt.date, last: dt.date, visi
     out = []
     for goal in s.settings.goals:
         (row,) = ctx.store.run_query(
-            build_query(s, first, last, ["visitors", "events", "pageviews"], filters=goal_filters(goal))
+            build_query(s, first, last, ["visitors", "custom_events", "pageviews"], filters=goal_filters(goal))
         ).records()
-        completions = row["events"] if goal.type == "event" else row["pageviews"]
+        completions = row["custom_events"] if goal.type == "event" else row["pageviews"]
         rate = round(100.0 * row["visitors"] / visitors, 1) if visitors else 0.0
         out.append({"goal": goal.name, "type": goal.type, "value": goal.value, "visitors": row["visitors"],
                     "completions": completions, "conversion_rate": rate})
     return out
+
+
+# -- dashboard users and share links -------------------------------------------------------
+
+
+def user_record(u: User) -> dict[str, Any]:
+    """An account as shown: never its password hash."""
+    return {"id": u.id, "email": u.email, "role": u.role, "created_at": u.created_at, "last_login_at": u.last_login_at}
+
+
+def users_add(ctx: Context, email: str, password: str, role: str = accounts.ROLE_VIEWER,
+              first: bool = False) -> dict[str, Any]:
+    """Add a dashboard account. With `first`, only while there is none: first-start setup."""
+    try:
+        login = accounts.normalize_login(email)
+        accounts.check_role(role)
+        password_hash = accounts.hash_password(password)
+    except ValueError as exc:
+        raise ManageError(str(exc)) from None
+    try:
+        user = ctx.store.add_user(login, password_hash, role, only_if_first=first)
+    except StoreError as exc:  # the name is taken, or setup was done already
+        raise Conflict(str(exc)) from None
+    ctx.on_change()
+    return user_record(user)
+
+
+def users_list(ctx: Context) -> list[dict[str, Any]]:
+    return [user_record(u) for u in ctx.store.list_users()]
+
+
+def _user_by_name(ctx: Context, ref: str) -> User:
+    users = ctx.store.list_users()
+    key = ref.strip().lower()
+    for u in users:
+        if key in (u.email, str(u.id)):
+            return u
+    raise NotFound(f"no account {ref!r}; `footfall users list` shows them")
+
+
+def users_remove(ctx: Context, user: str) -> dict[str, Any]:
+    """Remove an account; its sessions end at once. The last owner stays."""
+    u = _user_by_name(ctx, user)
+    owners = [o for o in ctx.store.list_users() if o.role == accounts.ROLE_OWNER]
+    if owners == [u]:
+        raise ManageError(f"{u.email} is the only owner; add another owner (`footfall users add --role owner`) first")
+    ctx.store.remove_user(u.id)
+    ctx.on_change()
+    return {"removed": u.email, "id": u.id}
+
+
+def users_passwd(ctx: Context, user: str, password: str) -> dict[str, Any]:
+    """Set an account's password; every session it had ends."""
+    u = _user_by_name(ctx, user)
+    try:
+        password_hash = accounts.hash_password(password)
+    except ValueError as exc:
+        raise ManageError(str(exc)) from None
+    ctx.store.set_user_password(u.id, password_hash)
+    ctx.on_change()
+    return {"email": u.email, "id": u.id, "sessions_ended": True}
+
+
+def share_create(ctx: Context, site: str) -> dict[str, Any]:
+    """A public read-only link to the site's dashboard. The token is returned here only."""
+    s = site_by_name(ctx, site)
+    token = accounts.new_share_token()
+    link = ctx.store.add_share_link(s.id, auth.hash_secret(token))
+    ctx.on_change()
+    return {"id": link.id, "site": s.domain, "token": token, "path": accounts.share_path(token),
+            "created_at": link.created_at}
+
+
+def share_list(ctx: Context, site: str) -> list[dict[str, Any]]:
+    s = site_by_name(ctx, site)
+    return [
+        {"id": link.id, "site": s.domain, "created_at": link.created_at, "revoked_at": link.revoked_at,
+         "active": link.revoked_at is None}
+        for link in ctx.store.list_share_links(s.id)
+    ]
+
+
+def share_revoke(ctx: Context, site: str, link_id: int | None = None) -> dict[str, Any]:
+    """Revoke one share link of the site, or all of them; they stop working at once."""
+    s = site_by_name(ctx, site)
+    revoked = ctx.store.revoke_share_links(s.id, link_id)
+    if link_id is not None and not revoked:
+        raise NotFound(f"{s.domain} has no live share link {link_id}; `footfall sites shares {s.domain}` lists them")
+    ctx.on_change()
+    return {"site": s.domain, "revoked": revoked}
 
 
 def _now() -> str:
@@ -429,10 +640,20 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "tokens.list": tokens_list,
     "tokens.revoke": tokens_revoke,
     "tokens.rotate": tokens_rotate,
+    "users.add": users_add,
+    "users.list": users_list,
+    "users.remove": users_remove,
+    "users.passwd": users_passwd,
+    "shares.create": share_create,
+    "shares.list": share_list,
+    "shares.revoke": share_revoke,
     "stats": stats,
     "goals.list": goals_list,
     "goals.add": goals_add,
     "goals.remove": goals_remove,
+    "funnels.list": funnels_list,
+    "funnels.add": funnels_add,
+    "funnels.remove": funnels_remove,
 }
 
 

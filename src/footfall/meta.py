@@ -15,6 +15,23 @@ class Goal(msgspec.Struct, kw_only=True, frozen=True):
     value: str
 
 
+class FunnelStep(msgspec.Struct, kw_only=True, frozen=True):
+    """A funnel step, matched as a goal is: an event by name, or a pageview of a path (`*` is a
+    wildcard)."""
+
+    type: str  # "event" or "pageview"
+    value: str
+
+
+class Funnel(msgspec.Struct, kw_only=True, frozen=True):
+    """Ordered steps; the dashboard counts the visitors who went through them in order. Like
+    goals, funnels are computed at query time, so a new funnel applies to past data too."""
+
+    id: str
+    name: str
+    steps: tuple[FunnelStep, ...]
+
+
 class SiteSettings(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     """What a site owner can change about how hits are counted."""
 
@@ -33,6 +50,7 @@ class SiteSettings(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True
     # Browser hits with DNT: 1 or Sec-GPC: 1 are not tracked at all, unless this is turned off.
     respect_dnt: bool = True
     goals: tuple[Goal, ...] = ()
+    funnels: tuple[Funnel, ...] = ()
     # The server API's /identify (seed 004) keeps visitors' traits (name, custom fields; an
     # email only as a keyed hash) and events carry the identified user id. Off: identify
     # calls are accepted and stored nowhere, and events are anonymous.
@@ -65,3 +83,30 @@ class Token(msgspec.Struct, kw_only=True, frozen=True):
     site_ids: tuple[int, ...] | None  # None means every site
     created_at: str
     last_rotated_at: str | None = None
+
+
+ROLES: tuple[str, ...] = ("owner", "admin", "viewer")  # see web.accounts for what each may do
+
+
+class User(msgspec.Struct, kw_only=True, frozen=True):
+    """A dashboard account. The password is kept only as an argon2 hash."""
+
+    id: int
+    email: str  # the sign-in name: an email address or a plain user name, lower case
+    password_hash: str
+    role: str  # one of ROLES
+    created_at: str
+    last_login_at: str | None = None
+    # Part of every session cookie; bumped when the password changes, which ends the user's
+    # other sessions at once.
+    session_version: int = 1
+
+
+class ShareLink(msgspec.Struct, kw_only=True, frozen=True):
+    """A public read-only link to one site's dashboard: /share/<token>, shown once."""
+
+    id: int
+    site_id: int
+    token_hash: str  # sha256 of the token; the token itself is never stored
+    created_at: str
+    revoked_at: str | None = None

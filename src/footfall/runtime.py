@@ -28,6 +28,7 @@ from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import Spool, frame
 from footfall.pipeline.writer import Writer
 from footfall.store.duckdb import DuckDBStore
+from footfall.web.accounts import Accounts
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Runtime:
         self.sites = SiteRegistry()
         self.tokens = TokenRegistry()
         self.identities = Identities(self.store)
+        self.accounts = Accounts(self.store, self.sites)  # dashboard users and share links
         self.refresh()
         self.geo = open_geo(settings.geoip_db)
         sources.preload()
@@ -75,6 +77,7 @@ class Runtime:
         self.sites.replace(self.store.list_sites())
         self.tokens.replace(self.store.list_tokens())
         self.identities.clear()
+        self.accounts.refresh()
 
     def accept(self, events: list[Event]) -> asyncio.Future[None]:
         """Make events durable: the caller may acknowledge them once the future is done."""

@@ -51,6 +51,8 @@ def run_server(settings: Settings) -> None:
             print(f"    {secret}", flush=True)
         console.print(f"  ingest      POST {base}/api/ingest/server/pageview | event | batch")
         console.print(f"  dashboard   {base}/")
+        if not rt.accounts.has_users:
+            console.print("              no accounts yet: the first visit asks for the owner account")
         console.print(f"  API docs    {base}/api/openapi.json")
         console.print(f"  health      {base}/healthz  {base}/readyz")
         uvicorn.run(create_app(rt), host=settings.host, port=settings.port, **UVICORN_OPTIONS)

@@ -5,6 +5,8 @@
     GET    /api/sites/{site}            one site, its counts and tokens
     GET    /api/sites/{site}/goals      its goals; POST {"name", "type", "value"} adds one (seed 003)
     DELETE /api/sites/{site}/goals/{id} removes one (by id or name)
+    GET    /api/sites/{site}/funnels    its funnels; POST {"name", "steps": [{"type", "value"}, ...]} adds one
+    DELETE /api/sites/{site}/funnels/{id} removes one (by id or name)
     PATCH  /api/sites/{site}            settings: exclusions, kept query parameters, caps, identified visitors
     POST   /api/sites/{site}/server-key the server API's secret key (seed 004), shown once; the old one dies
     DELETE /api/sites/{site}/server-key removes it
@@ -60,6 +62,18 @@ class NewGoal(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
     type: Literal["event", "pageview"]
     value: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class NewFunnelStep(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    type: Literal["event", "pageview"]
+    value: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class NewFunnel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """{"name", "steps": [{"type": "event"|"pageview", "value"}, ...]}, steps in order."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+    steps: Annotated[list[NewFunnelStep], msgspec.Meta(min_length=2, max_length=manage.MAX_FUNNEL_STEPS)]
 
 
 def _status(exc: manage.ManageError) -> int:
@@ -168,6 +182,34 @@ def site_handlers(rt: Runtime) -> list[HTTPRouteHandler]:
 
         return await answer(request, work)
 
+    @get("/api/sites/{site:str}/funnels", operation_id="listFunnels")
+    async def list_funnels(request: Request[Any, Any, Any], site: str) -> Response[Any]:
+        async def work(token: Token) -> list[dict[str, Any]]:
+            await one(token, site)
+            funnels: list[dict[str, Any]] = await run(manage.funnels_list, site)
+            return funnels
+
+        return await answer(request, work)
+
+    @post("/api/sites/{site:str}/funnels", operation_id="addFunnel")
+    async def add_funnel(request: Request[Any, Any, Any], site: str, data: NewFunnel) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            await one(token, site)
+            steps = [msgspec.structs.asdict(step) for step in data.steps]
+            funnel: dict[str, Any] = await run(manage.funnels_add, site, data.name, steps)
+            return funnel
+
+        return await answer(request, work, 201)
+
+    @delete("/api/sites/{site:str}/funnels/{funnel:str}", operation_id="removeFunnel", status_code=200)
+    async def remove_funnel(request: Request[Any, Any, Any], site: str, funnel: str) -> Response[Any]:
+        async def work(token: Token) -> dict[str, Any]:
+            await one(token, site)
+            result: dict[str, Any] = await run(manage.funnels_remove, site, funnel)
+            return result
+
+        return await answer(request, work)
+
     @post("/api/sites/{site:str}/server-key", operation_id="makeServerKey", status_code=201)
     async def make_server_key(request: Request[Any, Any, Any], site: str) -> Response[Any]:
         async def work(token: Token) -> dict[str, Any]:
@@ -188,5 +230,5 @@ def site_handlers(rt: Runtime) -> list[HTTPRouteHandler]:
 
     return [
         list_sites, add_site, show_site, update_site, remove_site, list_goals, add_goal, remove_goal,
-        make_server_key, revoke_server_key,
+        list_funnels, add_funnel, remove_funnel, make_server_key, revoke_server_key,
     ]

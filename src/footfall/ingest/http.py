@@ -65,6 +65,11 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetw
     return hops[0] if hops and canonical_ip(hops[0]) is not None else peer
 
 
+def from_trusted_proxy(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:
+    """Whether the peer is one of the proxies whose forwarding headers are believed."""
+    return bool(peer and trusted) and _in(peer or "", trusted)
+
+
 def canonical_ip(text: str) -> str | None:
     """The address in canonical text form (so one visitor hashes one way), or None.
 

@@ -30,22 +30,30 @@ class TokenBuckets:
 
     def take(self, client: str, now: float | None = None) -> float:
         """0.0 when the request may go ahead, else the seconds until a token is free."""
+        return self._check(client, now, take=True)
+
+    def wait(self, client: str, now: float | None = None) -> float:
+        """What `take` would answer, without taking: for limits that count only failures
+        (sign-in), checked before the attempt and taken after a failed one."""
+        return self._check(client, now, take=False)
+
+    def _check(self, client: str, now: float | None, take: bool) -> float:
         if self.rate <= 0:
             return 0.0
         now = time.monotonic() if now is None else now
         with self._lock:
             bucket = self._buckets.get(client)
             if bucket is None:
+                if not take:
+                    return 0.0
                 if len(self._buckets) >= self.max_clients:
                     self._prune(now)
                 bucket = self._buckets[client] = [self.burst, now]
             tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-            bucket[1] = now
-            if tokens >= 1.0:
-                bucket[0] = tokens - 1.0
-                return 0.0
-            bucket[0] = tokens
-            return (1.0 - tokens) / self.rate
+            if take:
+                bucket[1] = now
+                bucket[0] = tokens - 1.0 if tokens >= 1.0 else tokens
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def _prune(self, now: float) -> None:
         # A bucket idle long enough to be full again holds no information.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from footfall.meta import Site
-from footfall.query.model import Filter, Query, QueryError
+from footfall.query.model import FilterNode, GoalRule, Query, QueryError
 
 
 def local_day_bounds_us(timezone: str, first: dt.date, last: dt.date) -> tuple[int, int]:
@@ -30,7 +31,7 @@ def build_query(
     last: dt.date,
     metrics: list[str],
     dimensions: list[str] | None = None,
-    filters: list[Filter] | None = None,
+    filters: Sequence[FilterNode] | None = None,
     order_by: list[tuple[str, str]] | None = None,
     limit: int | None = None,
 ) -> Query:
@@ -46,6 +47,8 @@ def build_query(
         filters=tuple(filters or ()),
         order_by=order,  # type: ignore[arg-type]
         limit=limit,
+        goals=tuple(GoalRule.from_goal(g.name, g.type, g.value) for g in site.settings.goals),
+        first_day=first.isoformat(),
     )
 
 

@@ -20,14 +20,15 @@ import msgspec
 import pyarrow as pa
 
 from footfall.event import AI_FETCH, BOT_FIELDS, DROP_BOT, DROPPED, EVENT_FIELDS, EVENT_KINDS, STORED_FIELDS
-from footfall.meta import ServerKey, Site, SiteSettings, Token
-from footfall.query.model import Query, QueryResult
+from footfall.meta import ServerKey, ShareLink, Site, SiteSettings, Token, User
+from footfall.query.model import Query, QueryError, QueryResult
 from footfall.store.base import (
     IdentityUpdate,
     SessionKeys,
     SessionMerge,
     SessionSpan,
     Staged,
+    StepMatch,
     StoreError,
     VisitorWindows,
 )
@@ -178,7 +179,15 @@ _UNSTAGE_DUPLICATES = (
     "DELETE FROM staged WHERE event_id IS NOT NULL AND ("
     " i NOT IN (SELECT min(i) FROM staged WHERE event_id IS NOT NULL GROUP BY event_id)"
     " OR EXISTS (SELECT 1 FROM events e WHERE e.site_id = staged.site_id"
-    "  AND e.ts = make_timestamp(staged.ts) AND e.event_id = TRY_CAST(staged.event_id AS UUID)))"
+    "  AND e.ts = make_timestamp(staged.ts) AND e.event_id = TRY_CAST(staged.event_id AS UUID))"
+    " OR EXISTS (SELECT 1 FROM counted_hits c WHERE c.site_id = staged.site_id"
+    "  AND c.ts = make_timestamp(staged.ts) AND c.event_id = TRY_CAST(staged.event_id AS UUID)))"
+)
+# AI fetches and dropped hits are not rows of the events table; those with a caller-derived
+# id (the log importer's bot lines) are remembered here, so a re-import counts them once.
+_REMEMBER_COUNTED = (
+    "INSERT INTO counted_hits SELECT s.site_id, make_timestamp(s.ts), s.event_id::UUID FROM staged s"
+    f" WHERE s.kind IN ('{AI_FETCH}', '{DROPPED}') AND s.event_id IS NOT NULL AND s.site_id IN (SELECT id FROM sites)"
 )
 
 _DDL = [
@@ -215,6 +224,25 @@ _DDL = [
     # Salts moved to their own file (store.salts); a data directory from before loses the
     # table, and so its salts: visitor hashes start afresh, which is what rotation does anyway.
     "DROP TABLE IF EXISTS salts",
+    # Dashboard accounts (web.accounts): passwords only as argon2 hashes. session_version is
+    # in every session cookie; bumping it ends the user's sessions.
+    "CREATE SEQUENCE IF NOT EXISTS user_ids START 1",
+    """CREATE TABLE IF NOT EXISTS users (
+        id INTEGER PRIMARY KEY DEFAULT nextval('user_ids'),
+        email VARCHAR NOT NULL UNIQUE,
+        password_hash VARCHAR NOT NULL,
+        role VARCHAR NOT NULL,
+        created_at VARCHAR NOT NULL,
+        last_login_at VARCHAR,
+        session_version INTEGER NOT NULL DEFAULT 1)""",
+    # Public read-only links to a site's dashboard: the token's sha256, never the token.
+    "CREATE SEQUENCE IF NOT EXISTS share_link_ids START 1",
+    """CREATE TABLE IF NOT EXISTS share_links (
+        id INTEGER PRIMARY KEY DEFAULT nextval('share_link_ids'),
+        site_id UINTEGER NOT NULL,
+        token_hash VARCHAR NOT NULL UNIQUE,
+        created_at VARCHAR NOT NULL,
+        revoked_at VARCHAR)""",
     # Spool segments whose events are committed: replaying one after a crash is a no-op.
     "CREATE TABLE IF NOT EXISTS spool_ledger (segment VARCHAR PRIMARY KEY, committed_at TIMESTAMP)",
     "CREATE TABLE IF NOT EXISTS events ("
@@ -223,6 +251,9 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS ai_fetches ("
     + ", ".join(f"{name} {typ}" for name, typ in AI_FETCH_COLUMN_TYPES.items())
     + ")",
+    # Ids of AI fetches and dropped hits that came with a caller-derived id (see _REMEMBER_COUNTED).
+    "CREATE TABLE IF NOT EXISTS counted_hits ("
+    "site_id UINTEGER NOT NULL, ts TIMESTAMP NOT NULL, event_id UUID NOT NULL)",
     # Hits that were not counted, per site, UTC day and reason (and bot, for bots).
     """CREATE TABLE IF NOT EXISTS dropped_hits (
         site_id UINTEGER NOT NULL, day DATE NOT NULL, reason VARCHAR NOT NULL,
@@ -254,6 +285,7 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         self._salts = SaltFile(path.with_name("salts.json"))
         self._staged_rows: pa.Array | None = None  # staging rows of the events; None: nothing staged
+        self._staged_with_ids = False  # some staged record has a caller-derived event id
         cur = self._cursor()
         cur.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         for stmt in _DDL:
@@ -320,7 +352,10 @@ class DuckDBStore:
             cur.execute("BEGIN")
             try:
                 row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
-                for table in ("events", "ai_fetches", "dropped_hits", "identity_aliases", "identified_visitors"):
+                for table in (
+                    "events", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases", "identified_visitors",
+                    "share_links",
+                ):
                     cur.execute(f"DELETE FROM {table} WHERE site_id = ?", [site_id])
                 cur.execute("DELETE FROM sites WHERE id = ?", [site_id])
                 cur.execute(
@@ -390,18 +425,100 @@ class DuckDBStore:
     def delete_salts_before(self, day: int) -> int:
         return self._salts.delete_salts_before(day)
 
+    # -- dashboard accounts and share links -------------------------------------------------
+
+    def cookie_key(self) -> bytes:
+        """The key that signs dashboard session cookies (see web.auth): random, made once, kept
+        so sessions outlive a restart."""
+        return self._meta_secret("cookie_key")
+
+    def list_users(self) -> list[User]:
+        rows = self._cursor().execute(
+            "SELECT id, email, password_hash, role, created_at, last_login_at, session_version FROM users ORDER BY id"
+        ).fetchall()
+        return [
+            User(id=r[0], email=r[1], password_hash=r[2], role=r[3], created_at=r[4], last_login_at=r[5],
+                 session_version=r[6])
+            for r in rows
+        ]
+
+    def add_user(self, email: str, password_hash: str, role: str, *, only_if_first: bool = False) -> User:
+        """Add an account; with `only_if_first`, only while there is none (first-start setup),
+        checked in the same transaction so two setups cannot both win."""
+        created = _now_rfc3339()
+        cur = self._cursor()
+        with self._write_lock:
+            cur.execute("BEGIN")
+            try:
+                if only_if_first and cur.execute("SELECT count(*) FROM users").fetchall()[0][0]:
+                    raise StoreError("an account exists already")
+                row = cur.execute(
+                    "INSERT INTO users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                    [email, password_hash, role, created],
+                ).fetchone()
+                cur.execute("COMMIT")
+            except duckdb.ConstraintException as exc:
+                cur.execute("ROLLBACK")
+                raise StoreError(f"an account {email!r} exists already") from exc
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+        assert row is not None
+        return User(id=row[0], email=email, password_hash=password_hash, role=role, created_at=created)
+
+    def set_user_password(self, user_id: int, password_hash: str) -> None:
+        self._cursor().execute(
+            "UPDATE users SET password_hash = ?, session_version = session_version + 1 WHERE id = ?",
+            [password_hash, user_id],
+        )
+
+    def record_login(self, user_id: int, at: str) -> None:
+        self._cursor().execute("UPDATE users SET last_login_at = ? WHERE id = ?", [at, user_id])
+
+    def remove_user(self, user_id: int) -> bool:
+        row = self._cursor().execute("DELETE FROM users WHERE id = ? RETURNING id", [user_id]).fetchone()
+        return row is not None
+
+    def list_share_links(self, site_id: int | None = None) -> list[ShareLink]:
+        rows = self._cursor().execute(
+            "SELECT id, site_id, token_hash, created_at, revoked_at FROM share_links "
+            "WHERE ? IS NULL OR site_id = ? ORDER BY id",
+            [site_id, site_id],
+        ).fetchall()
+        return [ShareLink(id=r[0], site_id=r[1], token_hash=r[2], created_at=r[3], revoked_at=r[4]) for r in rows]
+
+    def add_share_link(self, site_id: int, token_hash: str) -> ShareLink:
+        created = _now_rfc3339()
+        row = self._cursor().execute(
+            "INSERT INTO share_links (site_id, token_hash, created_at) VALUES (?, ?, ?) RETURNING id",
+            [site_id, token_hash, created],
+        ).fetchone()
+        assert row is not None
+        return ShareLink(id=row[0], site_id=site_id, token_hash=token_hash, created_at=created)
+
+    def revoke_share_links(self, site_id: int, link_id: int | None = None) -> list[int]:
+        """Revoke one of a site's links, or all of them; returns the ids revoked just now."""
+        rows = self._cursor().execute(
+            "UPDATE share_links SET revoked_at = ? WHERE site_id = ? AND (? IS NULL OR id = ?) "
+            "AND revoked_at IS NULL RETURNING id",
+            [_now_rfc3339(), site_id, link_id, link_id],
+        ).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    def _meta_secret(self, name: str) -> bytes:
+        """A random key kept in the meta table under `name`, made on first use."""
+        cur = self._cursor()
+        cur.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT DO NOTHING", [name, secrets.token_hex(32)])
+        row = cur.execute("SELECT value FROM meta WHERE key = ?", [name]).fetchone()
+        assert row is not None
+        return bytes.fromhex(row[0])
+
     # -- identified visitors ----------------------------------------------------------------
 
     def identity_key(self) -> bytes:
         """The instance's key for hashing visitor ids and emails (see ingest.identities):
         random, made once, kept so an email hashes the same way next month."""
-        cur = self._cursor()
-        cur.execute(
-            "INSERT INTO meta VALUES ('identity_key', ?) ON CONFLICT DO NOTHING", [secrets.token_hex(32)]
-        )
-        row = cur.execute("SELECT value FROM meta WHERE key = 'identity_key'").fetchone()
-        assert row is not None
-        return bytes.fromhex(row[0])
+        return self._meta_secret("identity_key")
 
     def resolve_alias(self, site_id: int, alias: str) -> str | None:
         row = self._cursor().execute(
@@ -550,6 +667,7 @@ class DuckDBStore:
         cur.execute(_UNSTAGE_INCOMPLETE)
         staged, with_ids = cur.execute("SELECT count(*), count(event_id) FROM staged").fetchall()[0]
         duplicates = cur.execute(_UNSTAGE_DUPLICATES).fetchall()[0][0] if with_ids else 0
+        self._staged_with_ids = bool(with_ids)
         table = cur.sql(
             f"SELECT i, site_id, visitor_id, ts, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL}) ORDER BY i"
         ).to_arrow_table()
@@ -583,6 +701,8 @@ class DuckDBStore:
                 if self._staged_rows is not None:
                     cur.execute(_INSERT_AI_FETCHES)
                     cur.execute(_COUNT_DROPPED)
+                    if self._staged_with_ids:
+                        cur.execute(_REMEMBER_COUNTED)
                 if merges:
                     self._apply_merges(cur, merges)
                 if segments:
@@ -657,8 +777,114 @@ class DuckDBStore:
 
     def run_query(self, query: Query) -> QueryResult:
         sql, params, columns = compile_query(query)
-        rows = self._cursor().execute(sql, params).fetchall()
+        try:
+            rows = self._cursor().execute(sql, params).fetchall()
+        except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.OutOfRangeException) as exc:
+            # A value the engine refuses (a regular expression RE2 cannot compile, ...).
+            raise QueryError(f"the query cannot be run: {str(exc).splitlines()[0]}") from None
         return QueryResult(columns=columns, rows=[[_plain(v) for v in r] for r in rows])
+
+    def count_events_between(self, site_id: int, start_us: int, end_us: int) -> int:
+        row = self._cursor().execute(
+            "SELECT count(*) FROM events WHERE site_id = ? AND ts >= make_timestamp(?) AND ts < make_timestamp(?)",
+            [site_id, start_us, end_us],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def first_event_us(self, site_id: int) -> int | None:
+        """When the site's first event happened (UTC microseconds), or None: `all` ranges start there."""
+        row = self._cursor().execute("SELECT epoch_us(min(ts)) FROM events WHERE site_id = ?", [site_id]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    # -- dashboard panels -------------------------------------------------------------------
+
+    def funnel(self, site_id: int, steps: list[StepMatch], start_us: int, end_us: int) -> list[int]:
+        """Visitors reaching each step of a funnel in order within [start_us, end_us): step k
+        counts the visitors who did step 1, then step 2 at or after it, ..., then step k.
+        Taking each visitor's earliest match at every step finds an ordered path whenever one
+        exists, so one pass per step is enough; the passes read only the events that match
+        some step, picked out of the range in one scan."""
+        if not steps:
+            return []
+        params: dict[str, Any] = {"site": site_id, "start": start_us, "end": end_us}
+        matches = []
+        for k, step in enumerate(steps):
+            # The kind is one of two names, written into the text so DuckDB can prune on it.
+            if step.kind not in EVENT_KINDS:
+                raise StoreError(f"a funnel step matches {' or '.join(EVENT_KINDS)}, not {step.kind!r}")
+            column = "pathname" if step.kind == "pageview" else "name"
+            if step.exact is not None:
+                params[f"p{k}"], test = step.exact, f"{column} = $p{k}"
+            elif step.like is not None:
+                params[f"p{k}"], test = step.like, f"{column} LIKE $p{k} ESCAPE '\\'"
+            else:
+                params[f"p{k}"], test = step.pattern, f"regexp_full_match({column}, $p{k})"
+            matches.append(f"(kind = '{step.kind}' AND {test})")
+        ctes = [
+            "m AS MATERIALIZED (SELECT visitor_id, ts, "
+            + ", ".join(f"{m} AS s{k}" for k, m in enumerate(matches))
+            + " FROM events WHERE site_id = $site AND ts >= make_timestamp($start) AND ts < make_timestamp($end)"
+            f" AND ({' OR '.join(matches)}))",
+            "r0 AS (SELECT visitor_id, min(ts) AS t FROM m WHERE s0 GROUP BY visitor_id)",
+        ]
+        ctes += [
+            f"r{k} AS (SELECT m.visitor_id, min(m.ts) AS t FROM m JOIN r{k - 1} p USING (visitor_id)"
+            f" WHERE m.s{k} AND m.ts >= p.t GROUP BY m.visitor_id)"
+            for k in range(1, len(steps))
+        ]
+        counts = ", ".join(f"(SELECT count(*) FROM r{k})" for k in range(len(steps)))
+        row = self._cursor().execute(f"WITH {', '.join(ctes)} SELECT {counts}", params).fetchone()
+        return [int(v) for v in row] if row else [0] * len(steps)
+
+    def realtime(self, site_id: int, now_us: int) -> tuple[int, list[int]]:
+        """Visitors in the 5 minutes before `now_us`, and pageviews in each of the 30 minutes
+        before it, oldest minute first (by analytics time)."""
+        minute = 60_000_000
+        cur = self._cursor()
+        row = cur.execute(
+            "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = ? AND ts > make_timestamp(?)"
+            " AND ts <= make_timestamp(?)",
+            [site_id, now_us - 5 * minute, now_us],
+        ).fetchone()
+        rows = cur.execute(
+            "SELECT (? - epoch_us(ts)) // ? AS ago, count(*) FROM events WHERE site_id = ? AND kind = 'pageview'"
+            " AND ts > make_timestamp(?) AND ts <= make_timestamp(?) GROUP BY ago",
+            [now_us, minute, site_id, now_us - 30 * minute, now_us],
+        ).fetchall()
+        per_minute = [0] * 30
+        for ago, n in rows:
+            if 0 <= int(ago) < 30:
+                per_minute[29 - int(ago)] = int(n)
+        return (int(row[0]) if row else 0), per_minute
+
+    def event_property_keys(self, site_id: int, start_us: int, end_us: int, limit: int = 20) -> list[str]:
+        """The property names custom events carry in the range, most used first."""
+        rows = self._cursor().execute(
+            "SELECT k FROM (SELECT unnest(map_keys(props)) AS k FROM events WHERE site_id = ? AND kind = 'event'"
+            " AND ts >= make_timestamp(?) AND ts < make_timestamp(?)) GROUP BY k ORDER BY count(*) DESC, k LIMIT ?",
+            [site_id, start_us, end_us, limit],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def bot_hits(self, site_id: int, first_day: str, last_day: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Hits not counted as visits between two UTC days (YYYY-MM-DD, inclusive), by reason
+        and bot, most first."""
+        rows = self._cursor().execute(
+            "SELECT reason, bot, any_value(bot_family), sum(hits) AS n FROM dropped_hits WHERE site_id = ?"
+            " AND day BETWEEN ?::DATE AND ?::DATE GROUP BY reason, bot ORDER BY n DESC, reason, bot LIMIT ?",
+            [site_id, first_day, last_day, limit],
+        ).fetchall()
+        return [{"reason": r[0], "bot": r[1], "bot_family": r[2], "hits": int(r[3])} for r in rows]
+
+    def ai_fetch_pages(self, site_id: int, start_us: int, end_us: int, limit: int = 20) -> list[dict[str, Any]]:
+        """Which AI crawlers and assistants fetched which pages in the range, most first."""
+        rows = self._cursor().execute(
+            "SELECT bot, any_value(ai_kind), pathname, count(*) AS n FROM ai_fetches WHERE site_id = ?"
+            " AND ts >= make_timestamp(?) AND ts < make_timestamp(?) GROUP BY bot, pathname"
+            " ORDER BY n DESC, bot, pathname LIMIT ?",
+            [site_id, start_us, end_us, limit],
+        ).fetchall()
+        return [{"bot": r[0], "ai_kind": r[1], "page": r[2], "fetches": int(r[3])} for r in rows]
 
     def healthy(self) -> dict[str, Any]:
         t0 = time.perf_counter()
