@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
-import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from hashlib import blake2b
@@ -76,8 +75,15 @@ def checked_time_us(moment: dt.datetime | None, received: int) -> int:
 
 def derived_event_id(namespace: str, site_id: int, message_id: str) -> str:
     """A stable event id per site and SDK message id, so a retried delivery is stored once."""
-    digest = blake2b(f"{namespace}\x00{site_id}\x00{message_id}".encode("utf-8", "surrogatepass"), digest_size=16)
-    return str(uuid.UUID(bytes=digest.digest(), version=4))
+    digest = bytearray(
+        blake2b(f"{namespace}\x00{site_id}\x00{message_id}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    )
+    # What str(uuid.UUID(bytes=..., version=4)) gives, in half the time (the log importer
+    # derives one per line): the version and variant bits set, then the 8-4-4-4-12 hex form.
+    digest[6] = digest[6] & 0x0F | 0x40
+    digest[8] = digest[8] & 0x3F | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def text(value: object) -> str:

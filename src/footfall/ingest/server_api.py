@@ -71,6 +71,9 @@ class ServerRecord(msgspec.Struct, kw_only=True):
 
 class BatchRecord(ServerRecord, kw_only=True):
     type: Literal["pageview", "event"]
+    # Ours, optional: the caller's id of the record (e.g. the log importer's line id). A record
+    # sent again with the same id, in any batch, is stored once (see sdk.derived_event_id).
+    id: Id | None = None
 
 
 class BatchEnvelope(msgspec.Struct):
@@ -198,6 +201,10 @@ def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Accept
             continue
         event = rt.enricher.enrich(hit)
         if event is not None:
+            if record.id is not None:
+                from footfall.ingest.sdk import derived_event_id  # sdk imports this module
+
+                event.event_id = derived_event_id(SOURCE_API, hit.site_id, record.id)
             events.append(event)
     return Accepted(
         rt.accept(events) if events else None,

@@ -1,0 +1,1 @@
+"""Access-log replay: web-server, proxy and CDN logs imported as if their traffic had come live."""
