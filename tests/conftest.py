@@ -18,6 +18,12 @@ import pytest
 
 FOOTFALL = [sys.executable, "-m", "footfall"]
 
+# The Python client (clients/python) is its own distribution; its tests import it from source,
+# so the one install command of the README is enough.
+CLIENT_SRC = Path(__file__).resolve().parent.parent / "clients" / "python" / "src"
+if str(CLIENT_SRC) not in sys.path:
+    sys.path.insert(0, str(CLIENT_SRC))
+
 
 def free_port() -> int:
     with socket.socket() as s:
