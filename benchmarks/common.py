@@ -373,3 +373,24 @@ def run_main(
         log(f"{title}: run {i + 1}/{args.runs}")
         runs.append(run_once(args, i + 1))
     print_runs(title, runs, keys)
+
+
+def save_figures(
+    benchmark: str, table: list[dict[str, Any]], runs: list[dict[str, float]], settings: dict[str, Any],
+    output: Path = HERE / "results.json",
+) -> None:
+    """Put one benchmark's figures into results.json in run_all.py's shape (table rows with
+    "benchmark", medians/runs/settings keyed by it), replacing that benchmark's earlier figures and
+    keeping every other's."""
+    payload: dict[str, Any] = json.loads(output.read_text()) if output.exists() else {}
+    payload["table"] = [r for r in payload.get("table", []) if r.get("benchmark") != benchmark] + table
+    payload.setdefault("medians", {})[benchmark] = {r["figure"]: r["median"] for r in table}
+    payload.setdefault("runs", {})[benchmark] = runs
+    payload.setdefault("settings", {})[benchmark] = {
+        **settings,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    output.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"saved {output}")

@@ -70,6 +70,24 @@ def environment() -> dict[str, Any]:
     }
 
 
+def keep_foreign_figures(payload: dict[str, Any], path: str) -> None:
+    """Carry over what other scripts added to the results file (bench_queries.py's "queries"),
+    so this run replaces only its own benchmarks' figures."""
+    try:
+        with open(path) as fh:
+            old = json.load(fh)
+    except (OSError, ValueError):
+        return
+    ours = {"single", "batch", "lag"}
+    payload["table"] += [r for r in old.get("table", []) if r.get("benchmark") not in ours]
+    for key in ("settings", "medians", "runs"):
+        for name, value in old.get(key, {}).items():
+            if name not in ours:
+                payload[key][name] = value
+    for key, value in old.items():  # sections of their own (bench_import.py's "import", ...)
+        payload.setdefault(key, value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -153,6 +171,7 @@ def main() -> None:
         "lag": vars(lag_ns),
     }
     payload = {"environment": env, "settings": settings, "table": table, "medians": medians, "runs": runs}
+    keep_foreign_figures(payload, args.output)
     with open(args.output, "w") as fh:
         json.dump(payload, fh, indent=2)
         fh.write("\n")
