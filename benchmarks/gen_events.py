@@ -36,6 +36,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -173,7 +174,8 @@ def label(n: int) -> str:
 
 
 def default_dir(n: int) -> Path:
-    return Path(f"/tmp/ff-bench-{label(n)}")
+    # FOOTFALL_BENCH_DATA_PREFIX: another place for the data directories (e.g. a copy to modify).
+    return Path(f"{os.environ.get('FOOTFALL_BENCH_DATA_PREFIX', '/tmp/ff-bench-')}{label(n)}")
 
 
 def _mean_events_per_visit() -> float:

@@ -56,6 +56,9 @@ class Sessionizer:
     def __init__(self, store: Store, gap_us: int, max_visitors: int = 200_000) -> None:
         self.store = store
         self.gap_us = gap_us
+        # A stored visit an event without an explicit session joins ended at most this long
+        # before it: within the gap, or the day of the "latest" mode (store.commit_staged).
+        self.reach_us = max(gap_us, LATEST_WINDOW_US)
         self.max_visitors = max_visitors
         # visitor -> its known visits as [start_us, end_us, session_id], least recent first
         self._spans: OrderedDict[VisitorKey, list[list[int]]] = OrderedDict()

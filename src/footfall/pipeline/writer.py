@@ -31,7 +31,7 @@ def load_batch(store: Store, sessionizer: Sessionizer, payloads: list[bytes], se
     staged; the rest of `payloads` were duplicates or did not parse as events."""
     staged = store.stage_batch(payloads)
     session_ids, merges = sessionizer.assign(staged.keys)
-    store.commit_staged(session_ids, merges, segments)
+    store.commit_staged(session_ids, merges, segments, sessionizer.reach_us)
     return staged
 
 

@@ -19,7 +19,16 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from footfall.event import AI_FETCH, BOT_FIELDS, DROP_BOT, DROPPED, EVENT_FIELDS, EVENT_KINDS, STORED_FIELDS
+from footfall.event import (
+    AI_FETCH,
+    BOT_FIELDS,
+    DROP_BOT,
+    DROPPED,
+    EVENT_FIELDS,
+    EVENT_KINDS,
+    SESSION_MODE_PREFIX,
+    STORED_FIELDS,
+)
 from footfall.meta import ServerKey, ShareLink, Site, SiteSettings, Token, User
 from footfall.query.model import Query, QueryError, QueryResult
 from footfall.store.base import (
@@ -33,7 +42,16 @@ from footfall.store.base import (
     VisitorWindows,
 )
 from footfall.store.salts import SaltFile
-from footfall.store.sql import compile_query
+from footfall.store.sql import (
+    VISIT_COLUMNS,
+    VISIT_EVENT_FILTER,
+    VISIT_FIRST_COLUMNS,
+    VISIT_PAGE_COLUMNS,
+    compile_query,
+    merge_visits,
+    rebuild_visits_sql,
+    visit_rows_of_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +125,21 @@ AI_FETCH_COLUMN_TYPES: dict[str, str] = {
     "source_api": "VARCHAR NOT NULL",
 }
 
+# The visits rollup (see store/sql.py, where its columns are defined and why it is kept this way).
+VISIT_COLUMN_TYPES: dict[str, str] = {
+    "site_id": "UINTEGER NOT NULL",
+    "session_id": "UBIGINT NOT NULL",
+    "visitor_id": "UBIGINT NOT NULL",
+    "s_start": "TIMESTAMP NOT NULL",
+    "s_end": "TIMESTAMP NOT NULL",
+    "n": "UINTEGER NOT NULL",  # events (engagement events are in no visit)
+    "pv": "UINTEGER NOT NULL",  # pageviews
+    **{c: EVENT_COLUMN_TYPES[c] for c in VISIT_FIRST_COLUMNS},
+    "pv_first": "TIMESTAMP",  # NULL: a visit without pageviews (server events only)
+    "pv_last": "TIMESTAMP",
+    **{c: "VARCHAR" for c in VISIT_PAGE_COLUMNS},
+}
+assert tuple(VISIT_COLUMN_TYPES) == VISIT_COLUMNS, "visits table and sql.VISIT_COLUMNS disagree"
 # How a spooled event's JSON fields are read into the staging table: column types without
 # constraints, except the times (integer microseconds in the spool) and the caller's key.
 _STAGED_TYPES: dict[str, str] = {
@@ -134,11 +167,27 @@ _INSERT_EXPRESSIONS: dict[str, str] = {
     "props": "coalesce(s.props, MAP {})",
     "revenue_amount": "s.revenue_amount::DECIMAL(18, 4)",
 }
-_INSERT_SELECT = ", ".join(
-    _INSERT_EXPRESSIONS.get(f, f"coalesce(s.{f}, '')" if EVENT_COLUMN_TYPES[f] == "VARCHAR NOT NULL" else f"s.{f}")
-    for f in STORED_FIELDS
-)
+
+
+def _staged_value(f: str) -> str:
+    """A staged record's value for events column `f`, as inserted."""
+    return _INSERT_EXPRESSIONS.get(f, f"coalesce(s.{f}, '')" if EVENT_COLUMN_TYPES[f] == "VARCHAR NOT NULL" else f"s.{f}")
+
+
+_INSERT_SELECT = ", ".join(_staged_value(f) for f in STORED_FIELDS)
 _INSERT_COLUMNS = ", ".join(STORED_FIELDS)
+assert SESSION_MODE_PREFIX == chr(0), "stage_batch tells explicit session keys by chr(0)"
+# The columns of a staged batch's events that visits are made of.
+_STAGED_VISIT_EVENTS = (
+    "(SELECT x.session_id, "
+    + ", ".join(
+        f"{_staged_value(f)} AS {f}"
+        for f in ("site_id", "visitor_id", "ts", "kind", "name", "pathname", "hostname", *VISIT_FIRST_COLUMNS)
+    )
+    + " FROM staged s JOIN staged_sessions x USING (i) WHERE s.site_id IN (SELECT id FROM sites))"
+    + f" e WHERE {VISIT_EVENT_FILTER}"
+)
+
 
 _INSERT_AI_FETCHES = (
     f"INSERT INTO ai_fetches ({', '.join(AI_FETCH_COLUMN_TYPES)}) SELECT "
@@ -286,11 +335,13 @@ class DuckDBStore:
         self._salts = SaltFile(path.with_name("salts.json"))
         self._staged_rows: pa.Array | None = None  # staging rows of the events; None: nothing staged
         self._staged_with_ids = False  # some staged record has a caller-derived event id
+        self._staged_first_us: int | None = None  # the staged events' earliest time, none explicit
         cur = self._cursor()
         cur.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         for stmt in _DDL:
             cur.execute(stmt)
         _add_missing_event_columns(cur)
+        _create_visits(cur)
         # Data directories from before events could have no session.
         cur.execute("ALTER TABLE events ALTER COLUMN session_id DROP NOT NULL")
         cur.execute(
@@ -353,7 +404,7 @@ class DuckDBStore:
             try:
                 row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
                 for table in (
-                    "events", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases", "identified_visitors",
+                    "events", "visits", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases", "identified_visitors",
                     "share_links",
                 ):
                     cur.execute(f"DELETE FROM {table} WHERE site_id = ?", [site_id])
@@ -665,7 +716,13 @@ class DuckDBStore:
         finally:
             cur.unregister("spool_payloads")
         cur.execute(_UNSTAGE_INCOMPLETE)
-        staged, with_ids = cur.execute("SELECT count(*), count(event_id) FROM staged").fetchall()[0]
+        staged, with_ids, first_us, explicit = cur.execute(
+            "SELECT count(*), count(event_id), min(ts),"
+            " count(*) FILTER (WHERE session_key IS NOT NULL AND NOT starts_with(session_key, chr(0)))"
+            " FROM staged"
+        ).fetchall()[0]
+        # Where stored visits the batch may extend can end, at the earliest (see commit_staged).
+        self._staged_first_us = None if explicit else first_us
         duplicates = cur.execute(_UNSTAGE_DUPLICATES).fetchall()[0][0] if with_ids else 0
         self._staged_with_ids = bool(with_ids)
         table = cur.sql(
@@ -676,35 +733,51 @@ class DuckDBStore:
         return Staged(keys, int(staged - duplicates), int(duplicates))
 
     def commit_staged(
-        self, session_ids: list[int | None], merges: list[SessionMerge], segments: list[str]
+        self,
+        session_ids: list[int | None],
+        merges: list[SessionMerge],
+        segments: list[str],
+        reach_us: int | None = None,
     ) -> None:
         """Insert the staged events (with their session ids, in `stage_batch`'s order), AI
-        fetches and dropped-hit counts, apply session merges and record the spool segments,
-        atomically."""
+        fetches and dropped-hit counts, apply session merges, fold the events into their
+        visits' rows and record the spool segments, atomically.
+
+        `reach_us`: a stored visit that an event of the batch without an explicit session
+        joins ended at most this long before that event (the sessionizer's bound); with it,
+        finding the visits to update reads only the recent end of the visits table."""
         rows = self._staged_rows if self._staged_rows is not None else pa.array([], pa.int64())
         ids = pa.table({"i": rows, "session_id": pa.array(session_ids, pa.uint64())})
+        merge_table = _merge_table(merges)
+        lo_us: int | None = None
+        if reach_us is not None and self._staged_first_us is not None:
+            lo_us = min([self._staged_first_us - reach_us, *(m.lo_us for m in merges)])
         cur = self._cursor()
         with self._write_lock:
             cur.execute("BEGIN")
             try:
-                if session_ids:
-                    cur.register("staged_sessions", ids)
-                    try:
+                cur.register("session_merges", merge_table)
+                cur.register("staged_sessions", ids)
+                try:
+                    if session_ids:
                         # Events of a site removed while they waited in the spool are dropped.
                         cur.execute(
                             f"INSERT INTO events ({_INSERT_COLUMNS}) SELECT {_INSERT_SELECT} "
                             "FROM staged s JOIN staged_sessions x USING (i) "
                             "WHERE s.site_id IN (SELECT id FROM sites)"
                         )
-                    finally:
-                        cur.unregister("staged_sessions")
+                    if merges:
+                        self._apply_merges(cur, merges)
+                    if session_ids or merges:
+                        self._update_visits(cur, bool(session_ids), lo_us)
+                finally:
+                    cur.unregister("staged_sessions")
+                    cur.unregister("session_merges")
                 if self._staged_rows is not None:
                     cur.execute(_INSERT_AI_FETCHES)
                     cur.execute(_COUNT_DROPPED)
                     if self._staged_with_ids:
                         cur.execute(_REMEMBER_COUNTED)
-                if merges:
-                    self._apply_merges(cur, merges)
                 if segments:
                     cur.executemany(
                         "INSERT INTO spool_ledger VALUES (?, now()) ON CONFLICT DO NOTHING",
@@ -716,34 +789,57 @@ class DuckDBStore:
                 raise
         cur.execute("DROP TABLE IF EXISTS staged")
         self._staged_rows = None
+        self._staged_first_us = None
+
+    @staticmethod
+    def _update_visits(cur: duckdb.DuckDBPyConnection, staged: bool, lo_us: int | None) -> None:
+        """Fold the batch's events into the rows of their visits (see store/sql.py): the batch's
+        events as partial visits, plus the stored rows of the visits they touch and of those
+        merged (under the id they merge into), merged into one row each, which replace the
+        stored ones. No visit's events are read again, so a batch costs its own size plus one
+        semi-join over the visits table (its recent end, with `lo_us`)."""
+        recent = "true" if lo_us is None else f"v.s_end >= make_timestamp({int(lo_us)})"
+        batch = f"({visit_rows_of_events(_STAGED_VISIT_EVENTS)})" if staged else (
+            "(SELECT * FROM visits WHERE false)"
+        )
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE batch_visits AS {merge_visits(batch)}")
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE visit_keys AS SELECT site_id, session_id FROM batch_visits"
+            " UNION SELECT site_id, old_id FROM session_merges UNION SELECT site_id, new_id FROM session_merges"
+        )
+        stored = ", ".join(
+            "coalesce(m.new_id, v.session_id)" if c == "session_id" else f"v.{c}" for c in VISIT_COLUMNS
+        )
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE visit_rows AS "
+            + merge_visits(
+                f"(SELECT * FROM batch_visits UNION ALL SELECT {stored} FROM visits v"
+                " SEMI JOIN visit_keys k ON v.site_id = k.site_id AND v.session_id = k.session_id"
+                f" LEFT JOIN session_merges m ON m.site_id = v.site_id AND m.old_id = v.session_id WHERE {recent})"
+            )
+        )
+        cur.execute(
+            "DELETE FROM visits v USING visit_keys k WHERE v.site_id = k.site_id"
+            f" AND v.session_id = k.session_id AND {recent}"
+        )
+        cur.execute("INSERT INTO visits SELECT * FROM visit_rows")
+        for table in ("batch_visits", "visit_keys", "visit_rows"):
+            cur.execute(f"DROP TABLE {table}")
 
     @staticmethod
     def _apply_merges(cur: duckdb.DuckDBPyConnection, merges: list[SessionMerge]) -> None:
-        """One UPDATE for all merges; the time bounds let DuckDB skip untouched row groups."""
-        table = pa.table(
-            {
-                "site_id": pa.array([m.site_id for m in merges], pa.uint32()),
-                "visitor_id": pa.array([m.visitor_id for m in merges], pa.uint64()),
-                "old_id": pa.array([m.old_session_id for m in merges], pa.uint64()),
-                "new_id": pa.array([m.new_session_id for m in merges], pa.uint64()),
-                "lo": pa.array([m.lo_us for m in merges], pa.timestamp("us")),
-                "hi": pa.array([m.hi_us for m in merges], pa.timestamp("us")),
-            }
-        )
+        """One UPDATE for all merges (the table `session_merges`); the time bounds let DuckDB
+        skip untouched row groups."""
         lo, hi = min(m.lo_us for m in merges), max(m.hi_us for m in merges)
-        cur.register("session_merges", table)
-        try:
-            cur.execute(
-                """
-                UPDATE events SET session_id = m.new_id FROM session_merges m
-                WHERE events.site_id = m.site_id AND events.visitor_id = m.visitor_id
-                  AND events.session_id = m.old_id AND events.ts BETWEEN m.lo AND m.hi
-                  AND events.ts BETWEEN make_timestamp(?) AND make_timestamp(?)
-                """,
-                [lo, hi],
-            )
-        finally:
-            cur.unregister("session_merges")
+        cur.execute(
+            """
+            UPDATE events SET session_id = m.new_id FROM session_merges m
+            WHERE events.site_id = m.site_id AND events.visitor_id = m.visitor_id
+              AND events.session_id = m.old_id AND events.ts BETWEEN m.lo AND m.hi
+              AND events.ts BETWEEN make_timestamp(?) AND make_timestamp(?)
+            """,
+            [lo, hi],
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -960,3 +1056,36 @@ def _plain(value: Any) -> Any:
 
 def _now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _merge_table(merges: list[SessionMerge]) -> pa.Table:
+    return pa.table(
+        {
+            "site_id": pa.array([m.site_id for m in merges], pa.uint32()),
+            "visitor_id": pa.array([m.visitor_id for m in merges], pa.uint64()),
+            "old_id": pa.array([m.old_session_id for m in merges], pa.uint64()),
+            "new_id": pa.array([m.new_session_id for m in merges], pa.uint64()),
+            "lo": pa.array([m.lo_us for m in merges], pa.timestamp("us")),
+            "hi": pa.array([m.hi_us for m in merges], pa.timestamp("us")),
+        }
+    )
+
+
+def _create_visits(cur: duckdb.DuckDBPyConnection) -> None:
+    """The visits rollup; a data directory from before it gets it built from its events once
+    (ordered by site and start, so a range's visits are few row groups)."""
+    exists = cur.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'visits'"
+    ).fetchone()
+    if exists and exists[0]:
+        return
+    cur.execute("BEGIN")
+    try:
+        cur.execute(
+            "CREATE TABLE visits (" + ", ".join(f"{c} {t}" for c, t in VISIT_COLUMN_TYPES.items()) + ")"
+        )
+        cur.execute(f"INSERT INTO visits SELECT * FROM ({rebuild_visits_sql()}) ORDER BY site_id, s_start")
+        cur.execute("COMMIT")
+    except Exception:
+        cur.execute("ROLLBACK")
+        raise

@@ -102,6 +102,86 @@ _VISIT_DIMENSIONS = frozenset({*VISIT_ROW_DIMENSIONS, *VISIT_ENTRY_DIMENSIONS, *
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+# -- the visits rollup ------------------------------------------------------------------------
+#
+# One row per visit, kept by the writer (store/duckdb.py `_update_visits`) in the same
+# transaction as the events, so a query reads one row per visit instead of grouping every
+# event of the range (plus margins) by session at query time.
+#
+# Why a rollup kept by the writer (option a) and not a per-day cache made at query time (b):
+# every column is a *mergeable* aggregate (min/max/sum, and "the value at the min/max time"),
+# so the writer never re-reads a visit's events: it folds the batch's events of each visit
+# into the visit's stored row (one semi-join on the recent end of the table). Late events for
+# an old day, a visit merged into another (SessionMerge), explicit session ids and the
+# "latest" session mode are all the same fold, exact whatever the arrival order; nothing has
+# to be invalidated, and a cold dashboard is as fast as a warm one.
+#
+# ClickHouse, later: the same table as an AggregatingMergeTree keyed by (site_id,
+# session_id) with argMinState/argMaxState/min/max/sum columns, fed by a materialized view on
+# events; merges insert the old visit's states under the new id plus a cancelling row (or a
+# VersionedCollapsingMergeTree), and queries read it with the -Merge combinators.
+#
+# Columns: the visit's first event's (VISIT_FIRST_COLUMNS, named as the events' columns),
+# its first and last pageview's (VISIT_PAGE_COLUMNS), and the figures.
+VISIT_FIRST_COLUMNS: tuple[str, ...] = (
+    "source", "channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+    "utm_content", "device", "browser", "browser_version", "os", "os_version", "country", "region", "city",
+)
+# visits column -> (which pageview, events column); pv_first/pv_last are those pageviews' times.
+VISIT_PAGE_COLUMNS: dict[str, tuple[str, str]] = {
+    "entry_page": ("first_pv", "pathname"),
+    "entry_hostname": ("first_pv", "hostname"),
+    "exit_page": ("last_pv", "pathname"),
+    "exit_hostname": ("last_pv", "hostname"),
+}
+# Every column of the visits table in order (types: store/duckdb.py VISIT_COLUMN_TYPES).
+VISIT_COLUMNS: tuple[str, ...] = (
+    "site_id", "session_id", "visitor_id", "s_start", "s_end", "n", "pv", *VISIT_FIRST_COLUMNS,
+    "pv_first", "pv_last", *VISIT_PAGE_COLUMNS,
+)
+# Events that are in a visit: the engagement events count for nothing but their own metrics.
+VISIT_EVENT_FILTER = f"session_id IS NOT NULL AND NOT (kind = 'event' AND name = '{ENGAGEMENT_EVENT}')"
+
+
+def visit_rows_of_events(events: str) -> str:
+    """Each row of `events` (a relation with the events table's columns) as a visit of its own,
+    in the visits table's shape; `merge_visits` then folds them."""
+    pv = "kind = 'pageview'"
+    columns = [
+        "site_id", "session_id", "visitor_id", "ts AS s_start", "ts AS s_end", "1 AS n",
+        f"CASE WHEN {pv} THEN 1 ELSE 0 END AS pv", *VISIT_FIRST_COLUMNS,
+        f"CASE WHEN {pv} THEN ts END AS pv_first", f"CASE WHEN {pv} THEN ts END AS pv_last",
+        *(f"CASE WHEN {pv} THEN {column} END AS {name}" for name, (_, column) in VISIT_PAGE_COLUMNS.items()),
+    ]
+    return f"SELECT {', '.join(columns)} FROM {events}"
+
+
+def merge_visits(rows: str) -> str:
+    """Rows in the visits table's shape (`rows`, a relation) folded into one per visit."""
+    columns = [
+        "site_id", "session_id", "arg_min(visitor_id, s_start) AS visitor_id", "min(s_start) AS s_start",
+        "max(s_end) AS s_end", "sum(n)::UINTEGER AS n", "sum(pv)::UINTEGER AS pv",
+        *(f"arg_min({c}, s_start) AS {c}" for c in VISIT_FIRST_COLUMNS),
+        "min(pv_first) AS pv_first", "max(pv_last) AS pv_last",
+        *(f"{'arg_min' if how == 'first_pv' else 'arg_max'}({name}, {'pv_first' if how == 'first_pv' else 'pv_last'})"
+          f" AS {name}" for name, (how, _) in VISIT_PAGE_COLUMNS.items()),
+    ]
+    return f"SELECT {', '.join(columns)} FROM {rows} GROUP BY site_id, session_id"
+
+
+def rebuild_visits_sql(where: str = "true") -> str:
+    """Every visit of the events matching `where`, from scratch (a new table's backfill, and
+    what tests compare the writer's rollup with)."""
+    return merge_visits(f"({visit_rows_of_events(f'events WHERE {VISIT_EVENT_FILTER} AND {where}')})")
+
+
+def _visit_column(how: str, column: str) -> str:
+    """The visits table's column for a visit property as `_Compiler.visit_props` names it."""
+    if how in ("any", "first"):
+        return column
+    return next(name for name, key in VISIT_PAGE_COLUMNS.items() if key == (how, column))
+
+
 def utc_offsets(timezone: str, start_us: int, end_us: int) -> list[tuple[int, int]]:
     """The time zone's UTC offsets over [start, end): (from_us, offset_us) pairs, the first
     from start. A local time is then one addition, which is ~10x faster than the engine
@@ -129,8 +209,9 @@ def utc_offsets(timezone: str, start_us: int, end_us: int) -> list[tuple[int, in
 
 
 class _Compiler:
-    def __init__(self, q: Query) -> None:
+    def __init__(self, q: Query, rollup: bool) -> None:
         self.q = q
+        self.rollup = rollup  # v reads the visits table; else groups the events (see visit_cte)
         self.params: dict[str, Any] = {"site": q.site_id, "start": q.start_us, "end": q.end_us}
         self.base_columns: dict[str, None] = dict.fromkeys(["ts", "kind", "name", "visitor_id", "session_id"])
         self.visit_props: dict[tuple[str, str], str] = {}  # (how, column) -> alias in v
@@ -146,7 +227,8 @@ class _Compiler:
         return f"${key}"
 
     def visit_prop(self, how: str, column: str) -> str:
-        self.base_columns[column] = None
+        if not self.rollup:
+            self.base_columns[column] = None
         return self.visit_props.setdefault((how, column), f"v_{how}_{column}")
 
     def local(self, moment: str) -> str:
@@ -287,7 +369,7 @@ class _Compiler:
 
         ctes = []
         in_range = "ts >= make_timestamp($start) AND ts < make_timestamp($end)"
-        if needs_v:
+        if needs_v and not self.rollup:
             # The visits of the range, whole: their events up to a margin beyond either end
             # too, so a visit across midnight is one visit, with its whole duration, either day.
             self.params["margin"] = VISIT_MARGIN_US
@@ -394,6 +476,20 @@ class _Compiler:
         return sql, self.params, columns_out
 
     def visit_cte(self, in_range: str, engagement: bool, visitor: bool) -> str:
+        if self.rollup:
+            # The visits under way in the range (begun before its end, ended at or after its
+            # start), whole, from the rollup: a visit across midnight is one visit, with its
+            # whole duration, either day. (Grouping the events below instead finds the visits
+            # with an event in the range; the two differ only for a visit with a gap wider
+            # than the range, e.g. an explicit session with events on the days either side.)
+            columns = ["session_id", "s_start", "s_end", "n", "pv"]
+            if visitor:
+                columns.append("visitor_id AS v_visitor")
+            columns += [f"{_visit_column(how, c)} AS {alias}" for (how, c), alias in self.visit_props.items()]
+            return (
+                f"v AS (SELECT {', '.join(columns)} FROM visits WHERE site_id = $site"
+                " AND s_start < make_timestamp($end) AND s_end >= make_timestamp($start))"
+            )
         props = [", any_value(visitor_id) AS v_visitor"] if visitor else []
         for (how, column), alias in self.visit_props.items():
             if how == "any":
@@ -424,5 +520,8 @@ def _name_matches(f: Filter, name: str) -> bool:
     return any(re.search(v, name, flags) for v in f.values)
 
 
-def compile_query(q: Query) -> tuple[str, dict[str, Any], list[str]]:
-    return _Compiler(q).compile()
+def compile_query(q: Query, rollup: bool = True) -> tuple[str, dict[str, Any], list[str]]:
+    """The statement, its parameters and its columns' names. `rollup`: visit figures from the
+    visits table (what the store keeps); False groups the events at query time, which needs
+    no rollup (tests compare the two)."""
+    return _Compiler(q, rollup).compile()
