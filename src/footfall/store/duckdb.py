@@ -171,12 +171,13 @@ _INSERT_EXPRESSIONS: dict[str, str] = {
 
 def _staged_value(f: str) -> str:
     """A staged record's value for events column `f`, as inserted."""
-    return _INSERT_EXPRESSIONS.get(f, f"coalesce(s.{f}, '')" if EVENT_COLUMN_TYPES[f] == "VARCHAR NOT NULL" else f"s.{f}")
+    plain = f"coalesce(s.{f}, '')" if EVENT_COLUMN_TYPES[f] == "VARCHAR NOT NULL" else f"s.{f}"
+    return _INSERT_EXPRESSIONS.get(f, plain)
 
 
 _INSERT_SELECT = ", ".join(_staged_value(f) for f in STORED_FIELDS)
 _INSERT_COLUMNS = ", ".join(STORED_FIELDS)
-assert SESSION_MODE_PREFIX == chr(0), "stage_batch tells explicit session keys by chr(0)"
+assert chr(0) == SESSION_MODE_PREFIX, "stage_batch tells explicit session keys by chr(0)"
 # The columns of a staged batch's events that visits are made of.
 _STAGED_VISIT_EVENTS = (
     "(SELECT x.session_id, "
@@ -404,8 +405,8 @@ class DuckDBStore:
             try:
                 row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
                 for table in (
-                    "events", "visits", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases", "identified_visitors",
-                    "share_links",
+                    "events", "visits", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases",
+                    "identified_visitors", "share_links",
                 ):
                     cur.execute(f"DELETE FROM {table} WHERE site_id = ?", [site_id])
                 cur.execute("DELETE FROM sites WHERE id = ?", [site_id])
