@@ -794,37 +794,37 @@ class DuckDBStore:
 
     @staticmethod
     def _update_visits(cur: duckdb.DuckDBPyConnection, staged: bool, lo_us: int | None) -> None:
-        """Fold the batch's events into the rows of their visits (see store/sql.py): the batch's
-        events as partial visits, plus the stored rows of the visits they touch and of those
-        merged (under the id they merge into), merged into one row each, which replace the
-        stored ones. No visit's events are read again, so a batch costs its own size plus one
-        semi-join over the visits table (its recent end, with `lo_us`)."""
+        """Fold the batch's events into the rows of their visits (see store/sql.py): the
+        stored rows of the visits the batch touches, and of those merged (under the id they
+        merge into), are taken out and folded with the batch's events into one row per visit.
+        No visit's events are read again: a batch costs one aggregate over its own events and
+        one semi-join over the visits table (its recent end, with `lo_us`). Only integer keys
+        and the continuing visits' rows are materialized (a temporary table of every visit
+        of the batch cost as much as the fold itself)."""
         recent = "true" if lo_us is None else f"v.s_end >= make_timestamp({int(lo_us)})"
-        batch = f"({visit_rows_of_events(_STAGED_VISIT_EVENTS)})" if staged else (
-            "(SELECT * FROM visits WHERE false)"
+        keys = (
+            "SELECT DISTINCT s.site_id, x.session_id FROM staged s JOIN staged_sessions x USING (i)"
+            " WHERE x.session_id IS NOT NULL UNION " if staged else ""
         )
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE batch_visits AS {merge_visits(batch)}")
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE visit_keys AS SELECT site_id, session_id FROM batch_visits"
-            " UNION SELECT site_id, old_id FROM session_merges UNION SELECT site_id, new_id FROM session_merges"
+            f"CREATE OR REPLACE TEMP TABLE visit_keys AS {keys}SELECT site_id, old_id FROM session_merges"
+            " UNION SELECT site_id, new_id FROM session_merges"
         )
         stored = ", ".join(
-            "coalesce(m.new_id, v.session_id)" if c == "session_id" else f"v.{c}" for c in VISIT_COLUMNS
+            "coalesce(m.new_id, v.session_id) AS session_id" if c == "session_id" else f"v.{c}" for c in VISIT_COLUMNS
         )
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE visit_rows AS "
-            + merge_visits(
-                f"(SELECT * FROM batch_visits UNION ALL SELECT {stored} FROM visits v"
-                " SEMI JOIN visit_keys k ON v.site_id = k.site_id AND v.session_id = k.session_id"
-                f" LEFT JOIN session_merges m ON m.site_id = v.site_id AND m.old_id = v.session_id WHERE {recent})"
-            )
+            f"CREATE OR REPLACE TEMP TABLE stored_visits AS SELECT {stored} FROM visits v"
+            " SEMI JOIN visit_keys k ON v.site_id = k.site_id AND v.session_id = k.session_id"
+            f" LEFT JOIN session_merges m ON m.site_id = v.site_id AND m.old_id = v.session_id WHERE {recent}"
         )
         cur.execute(
             "DELETE FROM visits v USING visit_keys k WHERE v.site_id = k.site_id"
             f" AND v.session_id = k.session_id AND {recent}"
         )
-        cur.execute("INSERT INTO visits SELECT * FROM visit_rows")
-        for table in ("batch_visits", "visit_keys", "visit_rows"):
+        batch = f"{visit_rows_of_events(_STAGED_VISIT_EVENTS)} UNION ALL " if staged else ""
+        cur.execute(f"INSERT INTO visits {merge_visits(f'({batch}SELECT * FROM stored_visits)')}")
+        for table in ("visit_keys", "stored_visits"):
             cur.execute(f"DROP TABLE {table}")
 
     @staticmethod
