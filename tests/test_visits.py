@@ -6,11 +6,13 @@ ones grouping events at query time."""
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,9 +20,9 @@ from hypothesis import strategies as st
 from footfall.event import SESSION_LATEST, SESSION_NEW, SESSION_NONE, Event, encode_event
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.writer import load_batch
-from footfall.query.model import Filter, GoalRule, Query
+from footfall.query.model import Filter, GoalRule, Query, path_pattern
 from footfall.store.duckdb import DuckDBStore
-from footfall.store.sql import VISIT_COLUMNS, compile_query, rebuild_visits_sql
+from footfall.store.sql import VISIT_COLUMNS, compile_query, like_of, path_parts, rebuild_visits_sql
 
 MINUTE = 60_000_000
 HOUR = 60 * MINUTE
@@ -269,3 +271,26 @@ def test_the_query_reads_the_rollup(store: DuckDBStore) -> None:
     assert store.run_query(q).rows == [[1, 0]]
     store._cursor().execute("UPDATE visits SET pv = 1, n = 1 WHERE site_id = ?", [site])
     assert store.run_query(q).rows == [[1, 100]]
+
+
+# -- goals by path: equality or LIKE instead of a regular expression ------------------------
+
+_PATH_CHARS = st.sampled_from(list("ab/._%\\*?[]()+$^|x"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.lists(_PATH_CHARS, max_size=8).map("".join), paths=st.lists(
+    st.lists(_PATH_CHARS.filter(lambda c: c != "*"), max_size=8).map("".join), min_size=1, max_size=5))
+def test_goal_paths_as_like_match_what_the_regular_expression_does(value: str, paths: list[str]) -> None:
+    con = duckdb.connect()
+    pattern = path_pattern(value)
+    parts = path_parts(pattern)
+    assert parts is not None
+    for path in [*paths, value.replace("*", "")]:
+        if len(parts) == 1:
+            got = path == parts[0]
+        else:
+            row = con.execute("SELECT ? LIKE ? ESCAPE '\\'", [path, like_of(parts)]).fetchone()
+            got = bool(row and row[0])
+        assert got == bool(re.search(pattern, path)), (value, path)
+    assert path_parts("^/a|b$") is None and path_parts("/docs") is None

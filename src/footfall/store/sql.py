@@ -3,8 +3,10 @@
 Shape of every query (each part only when the query needs it):
   b         the site's events in the range: only the columns the query reads
   v         one row per visit of the range: start, end, events, pageviews and the visit
-            properties asked for (first event's source, first and last pageview ...), from
-            its events in the range and a few hours either side, in one GROUP BY
+            properties asked for (first event's source, first and last pageview ...), read
+            from the visits rollup the writer keeps (see "the visits rollup" below); or, with
+            rollup=False, from its events in the range and a few hours either side, in one
+            GROUP BY (~1 s at 10M events, where the rollup reads ~2M narrow rows)
   ev        b (joined to v for visit properties), filtered, each dimension as a column d0..
   by_dim    event metrics per group
   by_visit  visit metrics per group. Without event dimensions, straight from v: a visit is in
@@ -46,6 +48,7 @@ from footfall.query.model import (
     Logic,
     Query,
     leaves,
+    path_pattern,
 )
 
 _TIME_BUCKETS = {
@@ -316,7 +319,12 @@ class _Compiler:
         if goal.kind == "event":
             return f"(kind = 'event' AND name = {self.param(goal.value)})"
         self.base_columns["pathname"] = None
-        return f"(kind = 'pageview' AND regexp_matches(pathname, {self.param(goal.value)}))"
+        parts = path_parts(goal.value)
+        if parts is None:
+            return f"(kind = 'pageview' AND regexp_matches(pathname, {self.param(goal.value)}))"
+        if len(parts) == 1:
+            return f"(kind = 'pageview' AND pathname = {self.param(parts[0])})"
+        return f"(kind = 'pageview' AND pathname LIKE {self.param(like_of(parts))} ESCAPE '\\')"
 
     def goal_dimension(self) -> str:
         """Each event's goals (none, one or several): one ev row per goal it completes."""
@@ -342,8 +350,11 @@ class _Compiler:
         dim_exprs = [self.goal_dimension() if d == GOAL_DIMENSION else self.subject(d, on_visit=False)
                      for d in q.dimensions]
         where = self.predicate(q.filters, on_visit=False)
-        if GOAL_DIMENSION in q.dimensions and not q.goals:
-            where = "false"
+        if GOAL_DIMENSION in q.dimensions:
+            # Only events completing some goal have a row in ev: the goals' list is unnested
+            # over those alone (at 10M events, 1.1 s of the goals panel's 1.5 s went to
+            # unnesting empty lists of the others).
+            where = f"{where} AND ({' OR '.join(self.goal_match(g) for g in q.goals) or 'false'})"
         ev_columns = ["visitor_id", "session_id", "kind"]
         if revenue:
             self.base_columns.update(dict.fromkeys(["revenue_amount", "revenue_currency"]))
@@ -507,6 +518,21 @@ class _Compiler:
             f" FROM b WHERE session_id IS NOT NULL{not_eng} GROUP BY session_id"
             f" HAVING bool_or({in_range}))"
         )
+
+
+def path_parts(pattern: str) -> list[str] | None:
+    """A goal's path pattern (query.model.path_pattern) as the literal parts its `*`s stand
+    between, or None for any other regular expression: one part is an equality, more a LIKE,
+    both several times cheaper than a regular expression on every pageview."""
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        return None
+    parts = [re.sub(r"\\(.)", r"\1", part, flags=re.DOTALL) for part in pattern[1:-1].split(".*")]
+    return parts if path_pattern("*".join(parts)) == pattern else None
+
+
+def like_of(parts: list[str]) -> str:
+    """LIKE pattern (escape character `\\`) matching the parts joined by any runs of characters."""
+    return "%".join(p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in parts)
 
 
 def _name_matches(f: Filter, name: str) -> bool:
