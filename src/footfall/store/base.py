@@ -122,6 +122,9 @@ class Store(Protocol):
     def forget_segments(self, names: list[str]) -> None: ...
     def session_spans(self, windows: VisitorWindows, gap_us: int) -> list[SessionSpan]: ...
     def stage_batch(self, payloads: list[bytes]) -> Staged: ...
+    # Also keeps the visits rollup (one row per visit, see store/sql.py) in step with the
+    # events; `reach_us` bounds how long before a batch's events a visit they extend can
+    # have ended (None: no bound).
     def commit_staged(
         self,
         session_ids: list[int | None],
