@@ -326,13 +326,6 @@ class _Compiler:
             return f"(kind = 'pageview' AND pathname = {self.param(parts[0])})"
         return f"(kind = 'pageview' AND pathname LIKE {self.param(like_of(parts))} ESCAPE '\\')"
 
-    def goal_dimension(self) -> str:
-        """Each event's goals (none, one or several): one ev row per goal it completes."""
-        if not self.q.goals:
-            return "NULL::VARCHAR"
-        cases = ", ".join(f"CASE WHEN {self.goal_match(g)} THEN {self.param(g.name)} END" for g in self.q.goals)
-        return f"unnest(list_filter([{cases}], lambda x: x IS NOT NULL))"
-
     # -- the statement ------------------------------------------------------------------------
 
     def compile(self) -> tuple[str, dict[str, Any], list[str]]:
@@ -347,14 +340,16 @@ class _Compiler:
         eng_name = self.param(ENGAGEMENT_EVENT)
 
         # ev: every event matching the filters, with its dimensions.
-        dim_exprs = [self.goal_dimension() if d == GOAL_DIMENSION else self.subject(d, on_visit=False)
+        dim_exprs = ["NULL::VARCHAR" if d == GOAL_DIMENSION else self.subject(d, on_visit=False)
                      for d in q.dimensions]
         where = self.predicate(q.filters, on_visit=False)
-        if GOAL_DIMENSION in q.dimensions:
-            # Only events completing some goal have a row in ev: the goals' list is unnested
-            # over those alone (at 10M events, 1.1 s of the goals panel's 1.5 s went to
-            # unnesting empty lists of the others).
-            where = f"{where} AND ({' OR '.join(self.goal_match(g) for g in q.goals) or 'false'})"
+        # By goal, an event has one ev row per goal it completes (none, one or several): a
+        # SELECT per goal, all of them in one UNION ALL (unnesting a list of each event's
+        # goals cost 0.75 s of the goals panel's 0.8 s at 10M events).
+        by_goal = GOAL_DIMENSION in q.dimensions
+        goal_rows = [(self.param(g.name), self.goal_match(g)) for g in q.goals] if by_goal else []
+        if by_goal and not q.goals:
+            where = "false"
         ev_columns = ["visitor_id", "session_id", "kind"]
         if revenue:
             self.base_columns.update(dict.fromkeys(["revenue_amount", "revenue_currency"]))
@@ -419,7 +414,13 @@ class _Compiler:
             ctes.append(self.visit_cte(in_range, engagement, "visitors" in visit_metrics))
         join_v = " LEFT JOIN v USING (session_id)" if self.joins_visit else ""
         ev_select = [f"{e} AS {a}" for e, a in zip(dim_exprs, dims, strict=True)] + ev_columns
-        ctes.append(f"ev AS (SELECT {', '.join(ev_select)} FROM b{join_v} WHERE {where})")
+        if goal_rows:
+            at = q.dimensions.index(GOAL_DIMENSION)
+            ctes.append("ev AS (" + " UNION ALL ".join(
+                f"SELECT {', '.join([*ev_select[:at], f'{name}::VARCHAR AS d{at}', *ev_select[at + 1:]])}"
+                f" FROM b{join_v} WHERE {where} AND {match}" for name, match in goal_rows) + ")")
+        else:
+            ctes.append(f"ev AS (SELECT {', '.join(ev_select)} FROM b{join_v} WHERE {where})")
 
         parts: list[str] = []  # CTEs with a row per group, joined on the dimensions
         if event_metrics or revenue or not visit_metrics:
