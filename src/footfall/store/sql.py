@@ -90,8 +90,11 @@ _ENGAGEMENT_SQL = {
     "time_on_page": "round(sum(ms) / 1000 / nullif(count(ms), 0))::INTEGER",
     "scroll_depth": "round(avg(sd))::INTEGER",
 }
-# Distinct counts over many events, when the query may approximate them (HyperLogLog, within
-# about 2%, as Plausible's own `uniq` does): ~20x faster than exact ones on millions of rows.
+# Distinct counts over many events, when the query may approximate them (HyperLogLog, as
+# Plausible's own `uniq` does): ~20x faster than exact ones on millions of rows. Measured on the
+# 10M benchmark data (DuckDB 2.0): 2.4-4.1% rms error for groups of 1,000+ visitors, up to 10%
+# for single groups - more than Plausible's. Per-UTC-day rollups would make them exact (a
+# visitor id never repeats across UTC days, so daily counts add up).
 _APPROXIMATE = {
     "count(DISTINCT visitor_id)": "approx_count_distinct(visitor_id)",
     "count(DISTINCT session_id)": "approx_count_distinct(session_id)",
