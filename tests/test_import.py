@@ -267,3 +267,25 @@ def test_server_import_matches_in_process_and_in_process_refuses_a_running_serve
     finally:
         server.stop()
     assert table(server.data_dir, "SELECT count(*) FROM events")[0][0] == 6
+
+
+def test_no_address_agent_or_query_string_of_the_log_is_in_any_file(tmp_path: Path) -> None:
+    """Invariant 2 for imports: the log's raw fields die in enrichment, as live hits' do."""
+    import re
+
+    from tests.test_privacy import files_under
+
+    data = new_dir(tmp_path, "data")
+    run_import(data, str(FIXTURE))
+    text = FIXTURE.read_text(errors="replace")
+    addresses = set(re.findall(r"^(\S+) ", text, re.M)) - {"-"}
+    agents = {a for a in re.findall(r'"([^"]*)"\s*$', text, re.M) if len(a) > 8}
+    queries = {q for q in re.findall(r'"[A-Z]+ \S*?(\?[^ "#]+)', text) if len(q) > 3}
+    assert len(addresses) >= 3 and len(agents) >= 3, (addresses, agents)
+    words = [w.encode() for w in addresses | agents | queries]
+    for path in files_under(data):
+        found = [w for w in words if w in path.read_bytes()]
+        assert not found, f"{path}: {found}"
+    dumped = repr([table(data, f'SELECT * FROM "{t}"') for (t,) in
+                   table(data, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")])
+    assert not [w for w in addresses | agents | queries if w in dumped]
