@@ -9,12 +9,10 @@ request is cross-origin, as on a real site.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -27,12 +25,12 @@ import schemathesis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import Server, Site, cli, cli_json, free_port
+from tests.conftest import Server, Site, cli, cli_json
 from tests.test_enrichment_e2e import CHROME_WINDOWS, rows
 from tests.test_fuzz import FUZZ, encode, json_values
 from tests.test_fuzz import urls as any_urls
 from tests.test_privacy import IPS, KEPT, OTHER_AGENTS, PAGES, REFERRERS, scan, scan_store
-from tests.test_tracker import CHROMIUM, wait_for_events
+from tests.test_tracker import CHROMIUM, PageServer, wait_for_events
 
 TRACKER = "@plausible-analytics/tracker@0.4.6"
 EVENT = "/api/event"
@@ -88,31 +86,6 @@ PAGE = """<!doctype html><html><head><title>shop</title><style>
 <div id="tall"></div></body></html>"""
 
 
-class PageServer:
-    """The shop on loopback: /plausible.js is the library's module, every other path the page."""
-
-    def __init__(self, html: str, script: bytes) -> None:
-        page = html.encode()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                is_script = self.path == "/plausible.js"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/javascript" if is_script else "text/html")
-                self.end_headers()
-                self.wfile.write(script if is_script else page)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-
-
 @pytest.fixture
 def shop(site: Site) -> Iterator[Site]:
     cli(site.server.data_dir, "sites", "add", "shop.example")
@@ -122,7 +95,7 @@ def shop(site: Site) -> Iterator[Site]:
 def open_shop(browser: Any, shop: Site, plausible_js: Path, path: str, hash_routing: bool = False,
               referer: str | None = None) -> tuple[Any, PageServer]:
     html = PAGE.format(endpoint=shop.server.url + EVENT, hash="true" if hash_routing else "false")
-    pages = PageServer(html, plausible_js.read_bytes())
+    pages = PageServer(html, {"/plausible.js": (plausible_js.read_bytes(), "text/javascript")})
     # Headless Chromium says "HeadlessChrome", which is rightly a bot: present as the browser it is.
     page = browser.new_context(user_agent=CHROME_WINDOWS).new_page()
     page.goto(f"http://shop.example:{pages.port}{path}", wait_until="load", referer=referer)

@@ -35,15 +35,19 @@ PAGE = """<!doctype html><html><head><title>shop</title>
 
 
 class PageServer:
-    """A static site on loopback: every path answers the test page (as an SPA server does)."""
+    """A static site on loopback: `files` (path -> body and content type) as given, every other
+    path the test page (as an SPA server does)."""
 
-    def __init__(self, html: str) -> None:
-        body = html.encode()
+    def __init__(self, html: str, files: dict[str, tuple[bytes, str]] | None = None) -> None:
+        page = html.encode()
+        served = files or {}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                body, content_type = served.get(self.path) or (
+                    page, "text/html" if not self.path.endswith(".pdf") else "application/pdf")
                 self.send_response(200)
-                self.send_header("Content-Type", "text/html" if not self.path.endswith(".pdf") else "application/pdf")
+                self.send_header("Content-Type", content_type)
                 self.end_headers()
                 self.wfile.write(body)
 
