@@ -444,12 +444,7 @@ def goals_add(ctx: Context, site: str, name: str, type: str, value: str) -> dict
 
 
 def goals_remove(ctx: Context, site: str, goal: str) -> dict[str, Any]:
-    s = site_by_name(ctx, site)
-    kept = tuple(g for g in s.settings.goals if goal not in (g.id, g.name))
-    if len(kept) == len(s.settings.goals):
-        raise NotFound(f"{s.domain} has no goal {goal!r}; `footfall goals list {s.domain}` shows them")
-    _save_settings(ctx, s, goals=kept)
-    return {"removed": goal}
+    return _remove_setting_item(ctx, site, "goals", goal)
 
 
 # -- funnels ------------------------------------------------------------------------------
@@ -507,12 +502,18 @@ def funnels_add(ctx: Context, site: str, name: str, steps: list[dict[str, str]])
 
 
 def funnels_remove(ctx: Context, site: str, funnel: str) -> dict[str, Any]:
+    return _remove_setting_item(ctx, site, "funnels", funnel)
+
+
+def _remove_setting_item(ctx: Context, site: str, field: str, ref: str) -> dict[str, Any]:
+    """Remove a goal or funnel (a `field` of the site's settings) by its id or name."""
     s = site_by_name(ctx, site)
-    kept = tuple(f for f in s.settings.funnels if funnel not in (f.id, f.name))
-    if len(kept) == len(s.settings.funnels):
-        raise NotFound(f"{s.domain} has no funnel {funnel!r}; `footfall funnels list {s.domain}` shows them")
-    _save_settings(ctx, s, funnels=kept)
-    return {"removed": funnel}
+    items = getattr(s.settings, field)
+    kept = tuple(item for item in items if ref not in (item.id, item.name))
+    if len(kept) == len(items):
+        raise NotFound(f"{s.domain} has no {field[:-1]} {ref!r}; `footfall {field} list {s.domain}` shows them")
+    _save_settings(ctx, s, **{field: kept})
+    return {"removed": ref}
 
 
 def _save_settings(ctx: Context, s: Site, **changes: Any) -> Site:
