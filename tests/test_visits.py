@@ -1,7 +1,8 @@
-"""The visits rollup (store/sql.py, kept by DuckDBStore.commit_staged): after any sequence of
-batches (late and shuffled events, explicit sessions, session modes, merges, restarts) it
-equals the visits recomputed from the stored events, and the query answers it gives equal the
-ones grouping events at query time."""
+"""The visits rollup (store/sql.py, kept by DuckDBStore.commit_staged as visit parts that
+fold_visits folds in): after any sequence of batches (late and shuffled events, explicit
+sessions, session modes, merges, restarts, folds at any point) the visits queries read equal
+the visits recomputed from the stored events, so does the visits table alone once folded,
+and the query answers it gives equal the ones grouping events at query time."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.writer import load_batch
 from footfall.query.model import Filter, GoalRule, Query, path_pattern
 from footfall.store.duckdb import DuckDBStore
-from footfall.store.sql import VISIT_COLUMNS, compile_query, like_of, path_parts, rebuild_visits_sql
+from footfall.store.sql import CURRENT_VISITS, VISIT_COLUMNS, compile_query, like_of, path_parts, rebuild_visits_sql
 
 MINUTE = 60_000_000
 HOUR = 60 * MINUTE
@@ -57,9 +58,18 @@ def commit(store: DuckDBStore, sessionizer: Sessionizer, batch: list[Event]) -> 
     load_batch(store, sessionizer, [encode_event(e) for e in batch], [])
 
 
-def stored_visits(store: DuckDBStore, site: int) -> list[tuple[Any, ...]]:
+def stored_visits(store: DuckDBStore, site: int, relation: str = CURRENT_VISITS) -> list[tuple[Any, ...]]:
+    """The visits as queries see them (folded rows and pending parts), or of `relation`."""
     return sorted(store._cursor().execute(
-        f"SELECT {', '.join(VISIT_COLUMNS)} FROM visits WHERE site_id = ?", [site]).fetchall())
+        f"SELECT {', '.join(VISIT_COLUMNS)} FROM {relation} WHERE site_id = ?", [site]).fetchall())
+
+
+def folded_visits(store: DuckDBStore, site: int) -> list[tuple[Any, ...]]:
+    """Fold the pending parts; the visits table alone, which must then hold every visit."""
+    store.fold_visits()
+    assert store.visit_parts_pending() == 0
+    assert store._cursor().execute("SELECT count(*) FROM visit_parts").fetchone() == (0,)
+    return stored_visits(store, site, "visits")
 
 
 def recomputed_visits(store: DuckDBStore, site: int) -> list[tuple[Any, ...]]:
@@ -84,8 +94,8 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBSto
 def by_visit(store: DuckDBStore, site: int) -> dict[str, tuple[Any, ...]]:
     """Each visit as (events, pageviews, entry page, exit page, source), keyed by entry page."""
     rows = store._cursor().execute(
-        "SELECT entry_page, n, pv, exit_page, source, epoch_us(s_start), epoch_us(s_end) FROM visits"
-        " WHERE site_id = ?", [site]).fetchall()
+        "SELECT entry_page, n, pv, exit_page, source, epoch_us(s_start), epoch_us(s_end)"
+        f" FROM {CURRENT_VISITS} WHERE site_id = ?", [site]).fetchall()
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
@@ -103,7 +113,7 @@ def test_a_late_event_for_an_old_day_updates_its_visit(store: DuckDBStore) -> No
     visits = by_visit(store, site)
     assert set(visits) == {"/first", "/today"}
     assert visits["/first"] == (3, 3, "/b", "", T0 + 5 * MINUTE, T0 + 25 * MINUTE)  # source: the first event's
-    assert stored_visits(store, site) == recomputed_visits(store, site)
+    assert stored_visits(store, site) == recomputed_visits(store, site) == folded_visits(store, site)
 
 
 @pytest.mark.parametrize("restart", [False, True], ids=["same-writer", "restarted-writer"])
@@ -116,7 +126,7 @@ def test_merged_visits_become_one_row(store: DuckDBStore, restart: bool) -> None
     assert len(stored_visits(store, site)) == 2
     commit(store, Sessionizer(store, GAP) if restart else sz, [event(site, 30, path="/bridge")])
     assert by_visit(store, site) == {"/in": (6, 5, "/out", "Google", T0, T0 + 56 * MINUTE)}
-    assert stored_visits(store, site) == recomputed_visits(store, site)
+    assert stored_visits(store, site) == recomputed_visits(store, site) == folded_visits(store, site)
 
 
 def test_engagement_and_sessionless_events_are_in_no_visit(store: DuckDBStore) -> None:
@@ -144,7 +154,7 @@ def test_explicit_sessions_and_session_modes(store: DuckDBStore) -> None:
     assert visits["/k1"] == (3, 2, "/k2", "", T0, T0 + 1200 * MINUTE)
     assert visits["/v3"][:3] == (2, 1, "/v3")
     assert visits["/new"][:2] == (1, 1)
-    assert stored_visits(store, site) == recomputed_visits(store, site)
+    assert stored_visits(store, site) == recomputed_visits(store, site) == folded_visits(store, site)
 
 
 def test_a_data_directory_from_before_gets_its_visits_built(tmp_path: Path) -> None:
@@ -167,7 +177,39 @@ def test_removing_a_site_removes_its_visits(store: DuckDBStore) -> None:
     site = new_site(store)
     commit(store, Sessionizer(store, GAP), [event(site, 0)])
     store.remove_site(site)
-    assert store._cursor().execute("SELECT count(*) FROM visits WHERE site_id = ?", [site]).fetchone() == (0,)
+    for table in ("visits", "visit_parts"):
+        assert store._cursor().execute(f"SELECT count(*) FROM {table} WHERE site_id = ?", [site]).fetchone() == (0,)
+    assert store.visit_parts_pending() == 0
+
+
+def test_parts_are_folded_once_there_are_many(store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer folds parts when idle; under unbroken load, the batch that brings them past
+    FOLD_PARTS_ROWS folds them, so queries never merge more than that."""
+    monkeypatch.setattr("footfall.store.duckdb.FOLD_PARTS_ROWS", 5)
+    site = new_site(store)
+    sz = Sessionizer(store, GAP)
+    commit(store, sz, [event(site, 0, visitor=v) for v in range(3)])
+    assert store.visit_parts_pending() == 3
+    commit(store, sz, [event(site, 1, visitor=v) for v in range(2, 5)])
+    assert store.visit_parts_pending() == 0
+    assert stored_visits(store, site, "visits") == recomputed_visits(store, site)
+    assert len(recomputed_visits(store, site)) == 5
+
+
+def test_parts_left_by_a_crash_are_folded_after_restart(tmp_path: Path) -> None:
+    path = tmp_path / "x.duckdb"
+    s = DuckDBStore(path)
+    site = new_site(s)
+    commit(s, Sessionizer(s, GAP), [event(site, m, path=f"/{m}") for m in (0, 10, 100)])
+    s._con.close()  # no fold, no checkpoint: as after kill -9
+    s = DuckDBStore(path)
+    try:
+        assert s.visit_parts_pending() == 2
+        commit(s, Sessionizer(s, GAP), [event(site, 20, path="/20")])
+        assert folded_visits(s, site) == recomputed_visits(s, site)
+        assert len(recomputed_visits(s, site)) == 2
+    finally:
+        s.close()
 
 
 # -- random histories ---------------------------------------------------------------------
@@ -209,6 +251,8 @@ def load(store: DuckDBStore, events: list[Event], order: list[int], cuts: list[i
     for n, (lo, hi) in enumerate(itertools.pairwise([0, *sorted(set(cuts)), len(arrived)])):
         if n % 2:
             sz = Sessionizer(store, GAP)  # a restarted writer every other batch
+        if n % 3 == 2:
+            store.fold_visits()  # an idle moment between some batches
         if hi > lo:
             commit(store, sz, arrived[lo:hi])
 
@@ -221,7 +265,9 @@ def test_rollup_equals_the_visits_recomputed_from_events(
     specs, order, cuts = history
     site = new_site(shared_store)
     load(shared_store, to_events(site, specs), order, cuts)
-    assert stored_visits(shared_store, site) == recomputed_visits(shared_store, site)
+    want = recomputed_visits(shared_store, site)
+    assert stored_visits(shared_store, site) == want
+    assert folded_visits(shared_store, site) == want
 
 
 QUERIES: list[dict[str, Any]] = [
@@ -269,8 +315,11 @@ def test_the_query_reads_the_rollup(store: DuckDBStore) -> None:
     commit(store, Sessionizer(store, GAP), [event(site, 0, path="/a"), event(site, 5, path="/b")])
     q = Query(site_id=site, timezone="UTC", start_us=T0, end_us=T0 + DAY, metrics=("visits", "bounce_rate"))
     assert store.run_query(q).rows == [[1, 0]]
-    store._cursor().execute("UPDATE visits SET pv = 1, n = 1 WHERE site_id = ?", [site])
-    assert store.run_query(q).rows == [[1, 100]]
+    store._cursor().execute("UPDATE visit_parts SET pv = 1, n = 1 WHERE site_id = ?", [site])
+    assert store.run_query(q).rows == [[1, 100]]  # the pending part
+    store.fold_visits()
+    store._cursor().execute("UPDATE visits SET pv = 2, n = 2 WHERE site_id = ?", [site])
+    assert store.run_query(q).rows == [[1, 0]]  # the folded row
 
 
 # -- goals by path: equality or LIKE instead of a regular expression ------------------------

@@ -85,7 +85,7 @@ class Spool:
         self._io_lock = threading.Lock()
         self._cond = threading.Condition()
         self._pending: list[tuple[bytes, Done, int]] = []
-        self._closed: list[tuple[Path, float]] = []  # (segment, first write time), oldest first
+        self._closed: list[tuple[Path, float, int]] = []  # (segment, first write time, bytes), oldest first
         self._active: _Segment | None = None
         self._loop_group: _LoopGroup | None = None
         self._stopping = False
@@ -94,7 +94,8 @@ class Spool:
         existing = sorted(directory.glob("*" + SEGMENT_SUFFIX))
         self._next_seq = max((int(p.stem) for p in existing), default=0) + 1
         for p in existing:
-            self._closed.append((p, p.stat().st_mtime))
+            stat = p.stat()
+            self._closed.append((p, stat.st_mtime, stat.st_size))
         self._segments_changed = threading.Condition()
         self._thread = threading.Thread(target=self._commit_loop, name="spool-commit", daemon=True)
         self._thread.start()
@@ -220,19 +221,29 @@ class Spool:
         os.close(seg.fd)
         self._active = None
         with self._segments_changed:
-            self._closed.append((seg.path, seg.first_write))
+            self._closed.append((seg.path, seg.first_write, seg.size))
             self._segments_changed.notify_all()
 
     # -- the consumer -----------------------------------------------------------------------
 
     def closed_segments(self) -> list[Path]:
         with self._segments_changed:
-            return [p for p, _ in self._closed]
+            return [p for p, _, _ in self._closed]
 
     def wait_for_segments(self, timeout: float) -> None:
         with self._segments_changed:
             if not self._closed:
                 self._segments_changed.wait(timeout)
+
+    def wait_for_bytes(self, nbytes: int, timeout: float) -> None:
+        """Wait until closed segments hold at least `nbytes`, the spool closes, or `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._segments_changed:
+            while not self._stopping and sum(size for _, _, size in self._closed) < nbytes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._segments_changed.wait(left)
 
     def remove(self, paths: list[Path]) -> None:
         """Forget segments whose records are committed in the store."""
@@ -241,7 +252,7 @@ class Spool:
         _fsync_dir(self.directory)
         gone = set(paths)
         with self._segments_changed:
-            self._closed = [(p, t) for p, t in self._closed if p not in gone]
+            self._closed = [c for c in self._closed if c[0] not in gone]
             self._segments_changed.notify_all()
 
     def lag_seconds(self) -> float:

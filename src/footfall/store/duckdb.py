@@ -190,6 +190,18 @@ _STAGED_VISIT_EVENTS = (
 )
 
 
+# A batch's events as visit parts: one row per visit it touches (see commit_staged).
+_INSERT_VISIT_PARTS = f"INSERT INTO visit_parts {merge_visits(f'({visit_rows_of_events(_STAGED_VISIT_EVENTS)})')}"
+# Pending visit parts are folded into the visits table, at the latest, once they hold this many
+# rows: queries merge them in, and this bounds that merge (see commit_staged).
+FOLD_PARTS_ROWS = 100_000
+
+
+def _lower_bound(a: int | None, b: int | None) -> int | None:
+    """The earlier of two bounds, None (no bound) if either is."""
+    return None if a is None or b is None else min(a, b)
+
+
 _INSERT_AI_FETCHES = (
     f"INSERT INTO ai_fetches ({', '.join(AI_FETCH_COLUMN_TYPES)}) SELECT "
     + ", ".join(
@@ -309,6 +321,10 @@ _DDL = [
         site_id UINTEGER NOT NULL, day DATE NOT NULL, reason VARCHAR NOT NULL,
         bot VARCHAR NOT NULL, bot_family VARCHAR NOT NULL, hits UBIGINT NOT NULL,
         PRIMARY KEY (site_id, day, reason, bot))""",
+    # Batches' pieces of visits not yet folded into the visits rollup (see commit_staged and
+    # fold_visits): same columns; queries merge them in (sql.CURRENT_VISITS).
+    "CREATE TABLE IF NOT EXISTS visit_parts ("
+    + ", ".join(f"{c} {t}" for c, t in VISIT_COLUMN_TYPES.items()) + ")",
 ]
 
 
@@ -337,12 +353,19 @@ class DuckDBStore:
         self._staged_rows: pa.Array | None = None  # staging rows of the events; None: nothing staged
         self._staged_with_ids = False  # some staged record has a caller-derived event id
         self._staged_first_us: int | None = None  # the staged events' earliest time, none explicit
+        # The pending visit parts: how many rows, and how far back the stored visits they
+        # continue can have ended (None: unknown, e.g. parts left by a crash; the fold then
+        # reads the whole visits table once).
+        self._parts_rows = 0
+        self._parts_lo_us: int | None = None
         cur = self._cursor()
         cur.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         for stmt in _DDL:
             cur.execute(stmt)
         _add_missing_event_columns(cur)
         _create_visits(cur)
+        row = cur.execute("SELECT count(*) FROM visit_parts").fetchone()
+        self._parts_rows = int(row[0]) if row else 0
         # Data directories from before events could have no session.
         cur.execute("ALTER TABLE events ALTER COLUMN session_id DROP NOT NULL")
         cur.execute(
@@ -405,11 +428,12 @@ class DuckDBStore:
             try:
                 row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
                 for table in (
-                    "events", "visits", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases",
+                    "events", "visits", "visit_parts", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases",
                     "identified_visitors", "share_links",
                 ):
                     cur.execute(f"DELETE FROM {table} WHERE site_id = ?", [site_id])
                 cur.execute("DELETE FROM sites WHERE id = ?", [site_id])
+                parts = cur.execute("SELECT count(*) FROM visit_parts").fetchone()
                 cur.execute(
                     "UPDATE tokens SET site_ids = list_filter(site_ids, lambda x: x != ?) "
                     "WHERE site_ids IS NOT NULL",
@@ -419,6 +443,7 @@ class DuckDBStore:
             except Exception:
                 cur.execute("ROLLBACK")
                 raise
+            self._parts_rows = int(parts[0]) if parts else 0
         return int(row[0]) if row else 0
 
     def list_tokens(self) -> list[Token]:
@@ -741,23 +766,29 @@ class DuckDBStore:
         reach_us: int | None = None,
     ) -> None:
         """Insert the staged events (with their session ids, in `stage_batch`'s order), AI
-        fetches and dropped-hit counts, apply session merges, fold the events into their
-        visits' rows and record the spool segments, atomically.
+        fetches and dropped-hit counts, apply session merges, add the batch's visit parts and
+        record the spool segments, atomically.
+
+        The batch's events become one part per visit in `visit_parts`, which queries merge in
+        (sql.CURRENT_VISITS), so the rollup is exact at once; folding the parts into the
+        visits table costs mostly the same whatever their number, so it is left to
+        `fold_visits` (the writer calls it when idle), except when the parts pass
+        FOLD_PARTS_ROWS or the batch merges visits (the rows to rename are then folded now).
 
         `reach_us`: a stored visit that an event of the batch without an explicit session
         joins ended at most this long before that event (the sessionizer's bound); with it,
-        finding the visits to update reads only the recent end of the visits table."""
+        the fold reads only the recent end of the visits table."""
         rows = self._staged_rows if self._staged_rows is not None else pa.array([], pa.int64())
         ids = pa.table({"i": rows, "session_id": pa.array(session_ids, pa.uint64())})
-        merge_table = _merge_table(merges)
         lo_us: int | None = None
         if reach_us is not None and self._staged_first_us is not None:
-            lo_us = min([self._staged_first_us - reach_us, *(m.lo_us for m in merges)])
+            lo_us = self._staged_first_us - reach_us
+        parts_rows, parts_lo_us = self._parts_rows, self._parts_lo_us
         cur = self._cursor()
         with self._write_lock:
             cur.execute("BEGIN")
             try:
-                cur.register("session_merges", merge_table)
+                cur.register("session_merges", _merge_table(merges))
                 cur.register("staged_sessions", ids)
                 try:
                     if session_ids:
@@ -767,10 +798,18 @@ class DuckDBStore:
                             "FROM staged s JOIN staged_sessions x USING (i) "
                             "WHERE s.site_id IN (SELECT id FROM sites)"
                         )
+                        row = cur.execute(_INSERT_VISIT_PARTS).fetchone()
+                        if added := int(row[0]) if row else 0:
+                            parts_lo_us = _lower_bound(parts_lo_us, lo_us) if parts_rows else lo_us
+                            parts_rows += added
                     if merges:
                         self._apply_merges(cur, merges)
-                    if session_ids or merges:
-                        self._update_visits(cur, bool(session_ids), lo_us)
+                    if merges or parts_rows >= FOLD_PARTS_ROWS:
+                        bound = parts_lo_us if parts_rows else lo_us
+                        if merges:
+                            bound = _lower_bound(bound, min(m.lo_us for m in merges))
+                        self._fold_parts(cur, bound)
+                        parts_rows, parts_lo_us = 0, None
                 finally:
                     cur.unregister("staged_sessions")
                     cur.unregister("session_merges")
@@ -788,42 +827,71 @@ class DuckDBStore:
             except Exception:
                 cur.execute("ROLLBACK")
                 raise
+            self._parts_rows, self._parts_lo_us = parts_rows, parts_lo_us
         cur.execute("DROP TABLE IF EXISTS staged")
         self._staged_rows = None
         self._staged_first_us = None
 
+    def visit_parts_pending(self) -> int:
+        """Rows of visit parts not yet folded into the visits table."""
+        return self._parts_rows
+
+    def fold_visits(self) -> None:
+        """Fold the pending visit parts into the visits table (queries answer the same before
+        and after; they just merge fewer rows)."""
+        cur = self._cursor()
+        with self._write_lock:
+            if not self._parts_rows:
+                return
+            cur.execute("BEGIN")
+            try:
+                cur.register("session_merges", _merge_table([]))
+                try:
+                    self._fold_parts(cur, self._parts_lo_us)
+                finally:
+                    cur.unregister("session_merges")
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+            self._parts_rows, self._parts_lo_us = 0, None
+
     @staticmethod
-    def _update_visits(cur: duckdb.DuckDBPyConnection, staged: bool, lo_us: int | None) -> None:
-        """Fold the batch's events into the rows of their visits (see store/sql.py): the
-        stored rows of the visits the batch touches, and of those merged (under the id they
-        merge into), are taken out and folded with the batch's events into one row per visit.
-        No visit's events are read again: a batch costs one aggregate over its own events and
-        one semi-join over the visits table (its recent end, with `lo_us`). Only integer keys
-        and the continuing visits' rows are materialized (a temporary table of every visit
-        of the batch cost as much as the fold itself)."""
+    def _fold_parts(cur: duckdb.DuckDBPyConnection, lo_us: int | None) -> None:
+        """Fold the visit parts, and the visits merged by `session_merges` (under the id they
+        merge into), into one row per visit (see store/sql.py): the stored rows of the visits
+        concerned are taken out and merged with the parts. No visit's events are read again:
+        one aggregate over the parts and one semi-join over the visits table (its recent end,
+        with `lo_us`: the stored visits concerned ended at or after it). Only integer keys and
+        the continuing visits' rows are materialized (a temporary table of every visit of
+        the parts cost as much as the fold itself)."""
         recent = "true" if lo_us is None else f"v.s_end >= make_timestamp({int(lo_us)})"
-        keys = (
-            "SELECT DISTINCT s.site_id, x.session_id FROM staged s JOIN staged_sessions x USING (i)"
-            " WHERE x.session_id IS NOT NULL UNION " if staged else ""
-        )
         cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE visit_keys AS {keys}SELECT site_id, old_id FROM session_merges"
-            " UNION SELECT site_id, new_id FROM session_merges"
+            "CREATE OR REPLACE TEMP TABLE visit_keys AS SELECT DISTINCT site_id, session_id FROM visit_parts"
+            " UNION SELECT site_id, old_id FROM session_merges UNION SELECT site_id, new_id FROM session_merges"
         )
-        stored = ", ".join(
-            "coalesce(m.new_id, v.session_id) AS session_id" if c == "session_id" else f"v.{c}" for c in VISIT_COLUMNS
-        )
+
+        def renamed(table: str) -> str:
+            columns = ", ".join(
+                "coalesce(m.new_id, v.session_id) AS session_id" if c == "session_id" else f"v.{c}"
+                for c in VISIT_COLUMNS
+            )
+            return (
+                f"SELECT {columns} FROM {table} v"
+                " LEFT JOIN session_merges m ON m.site_id = v.site_id AND m.old_id = v.session_id"
+            )
+
         cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE stored_visits AS SELECT {stored} FROM visits v"
-            " SEMI JOIN visit_keys k ON v.site_id = k.site_id AND v.session_id = k.session_id"
-            f" LEFT JOIN session_merges m ON m.site_id = v.site_id AND m.old_id = v.session_id WHERE {recent}"
+            f"CREATE OR REPLACE TEMP TABLE stored_visits AS {renamed('visits')}"
+            f" SEMI JOIN visit_keys k ON v.site_id = k.site_id AND v.session_id = k.session_id WHERE {recent}"
         )
         cur.execute(
             "DELETE FROM visits v USING visit_keys k WHERE v.site_id = k.site_id"
             f" AND v.session_id = k.session_id AND {recent}"
         )
-        batch = f"{visit_rows_of_events(_STAGED_VISIT_EVENTS)} UNION ALL " if staged else ""
-        cur.execute(f"INSERT INTO visits {merge_visits(f'({batch}SELECT * FROM stored_visits)')}")
+        parts = renamed("visit_parts")
+        cur.execute(f"INSERT INTO visits {merge_visits(f'({parts} UNION ALL SELECT * FROM stored_visits)')}")
+        cur.execute("DELETE FROM visit_parts")
         for table in ("visit_keys", "stored_visits"):
             cur.execute(f"DROP TABLE {table}")
 
@@ -1086,6 +1154,7 @@ def _create_visits(cur: duckdb.DuckDBPyConnection) -> None:
             "CREATE TABLE visits (" + ", ".join(f"{c} {t}" for c, t in VISIT_COLUMN_TYPES.items()) + ")"
         )
         cur.execute(f"INSERT INTO visits SELECT * FROM ({rebuild_visits_sql()}) ORDER BY site_id, s_start")
+        cur.execute("DELETE FROM visit_parts")  # the rebuild holds every visit already
         cur.execute("COMMIT")
     except Exception:
         cur.execute("ROLLBACK")

@@ -175,6 +175,19 @@ def merge_visits(rows: str) -> str:
     return f"SELECT {', '.join(columns)} FROM {rows} GROUP BY site_id, session_id"
 
 
+# The visits as of now: the rollup's rows, with the visit parts the writer has not folded in
+# yet (store/duckdb.py commit_staged) merged into the rows of the visits they continue. With no
+# parts pending, both joins have an empty side and cost next to nothing.
+_PART_KEY = "p.site_id = v.site_id AND p.session_id = v.session_id"
+CURRENT_VISITS = (
+    f"(SELECT v.* FROM visits v ANTI JOIN visit_parts p ON {_PART_KEY} UNION ALL "
+    + merge_visits(
+        f"(SELECT * FROM visit_parts UNION ALL SELECT v.* FROM visits v SEMI JOIN visit_parts p ON {_PART_KEY})"
+    )
+    + ")"
+)
+
+
 def rebuild_visits_sql(where: str = "true") -> str:
     """Every visit of the events matching `where`, from scratch (a new table's backfill, and
     what tests compare the writer's rollup with)."""
@@ -502,7 +515,7 @@ class _Compiler:
                 columns.append("visitor_id AS v_visitor")
             columns += [f"{_visit_column(how, c)} AS {alias}" for (how, c), alias in self.visit_props.items()]
             return (
-                f"v AS (SELECT {', '.join(columns)} FROM visits WHERE site_id = $site"
+                f"v AS (SELECT {', '.join(columns)} FROM {CURRENT_VISITS} WHERE site_id = $site"
                 " AND s_start < make_timestamp($end) AND s_end >= make_timestamp($start))"
             )
         props = [", any_value(visitor_id) AS v_visitor"] if visitor else []
