@@ -287,3 +287,72 @@ def test_partition_does_not_depend_on_order_or_batching(
     # A restarted writer before every batch, one writer throughout, and the two alternating.
     for fresh in ([True], [False], [False, True], [True, False]):
         assert run(shared_store, arrived, cuts, fresh) == want, f"fresh={fresh}"
+
+
+# -- in the engine and one by one: the same visits, the same ids ---------------------------
+
+
+def ids_by_event(store: DuckDBStore, site_id: int) -> dict[str, int]:
+    """Implicit session ids by event (explicit ones depend on the site, so are compared by
+    the explicit key the event carries: equal keys, equal ids, as the partition tests show)."""
+    rows = store._cursor().execute(
+        "SELECT pathname || '@' || visitor_id, session_id FROM events WHERE site_id = ?", [site_id]
+    ).fetchall()
+    return {key: int(session_id) for key, session_id in rows if not int(session_id) & EXPLICIT_BIT}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenarios())
+def test_the_engine_assigns_what_the_event_by_event_rule_does(
+    shared_store: DuckDBStore, scenario: tuple[list[Spec], list[int], list[int]]
+) -> None:
+    """Store.assign_sessions (components, in SQL) against Sessionizer.assign_in_order: the same
+    session id for every event, and so the same merges, whatever the order and batching."""
+    specs, order, cuts = scenario
+    events = [event(0, minute, visitor=visitor, session_key=key) for minute, visitor, key in specs]
+    arrived = [events[i] for i in order]
+    engine_site = new_site(shared_store)
+    for e in arrived:
+        e.site_id = engine_site
+    run_batches(shared_store, arrived, cuts)
+    in_order_site = new_site(shared_store)
+    for e in arrived:
+        e.site_id = in_order_site
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(shared_store, "assign_sessions", lambda *_: None)  # as after overlapping visits
+        run_batches(shared_store, arrived, cuts)
+    assert ids_by_event(shared_store, engine_site) == ids_by_event(shared_store, in_order_site)
+    assert partition_by_path(shared_store, engine_site) == partition_by_path(shared_store, in_order_site)
+
+
+def run_batches(store: DuckDBStore, events: list[Event], cuts: list[int]) -> None:
+    sz = Sessionizer(store, GAP)
+    for lo, hi in itertools.pairwise([0, *sorted(set(cuts)), len(events)]):
+        if hi > lo:
+            commit(store, sz, [e.__copy__() for e in events[lo:hi]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(visitor=st.integers(0, (1 << 64) - 1), start=st.integers(0, 1 << 62))
+def test_the_engine_makes_implicit_ids_as_python_does(shared_store: DuckDBStore, visitor: int, start: int) -> None:
+    from footfall.pipeline.sessions import implicit_session_id
+    from footfall.store.duckdb import _IMPLICIT_ID
+
+    expr = _IMPLICIT_ID.replace(" FILTER (WHERE run IS NOT NULL)", "")
+    row = shared_store._cursor().execute(
+        f"SELECT {expr} FROM (SELECT ?::UBIGINT AS visitor_id, ?::BIGINT AS e_start) GROUP BY visitor_id",
+        [visitor, start],
+    ).fetchone()
+    assert row is not None and int(row[0]) == implicit_session_id(visitor, start)
+
+
+def test_overlapping_stored_visits_are_assigned_one_by_one(store: DuckDBStore) -> None:
+    """A "new" visit inside another (session modes) is not joined to it by proximity alone:
+    the batch near them is assigned event by event, which joins only what its events touch."""
+    from footfall.event import SESSION_NEW
+
+    site = new_site(store)
+    commit(store, Sessionizer(store, GAP), [event(site, 0), event(site, 20), event(site, 40)])
+    commit(store, Sessionizer(store, GAP), [event(site, 25, session_key=SESSION_NEW)])
+    commit(store, Sessionizer(store, GAP), [event(site, 65)])  # near the first visit only
+    assert partition_by_path(store, site) == {frozenset({"/m0", "/m20", "/m40", "/m65"}), frozenset({"/m25"})}

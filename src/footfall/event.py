@@ -22,6 +22,11 @@ SESSION_MODE_PREFIX = "\x00"
 SESSION_NONE = "\x00none"  # no session: the event is in no visit (a server event's default)
 SESSION_LATEST = "\x00latest"  # the visitor's most recent visit, if one was under way in the last day
 SESSION_NEW = "\x00new"  # a visit of its own, begun by this event
+# Session ids are 64-bit; the top bit marks explicit sessions (a caller's key), so the two
+# kinds never mix. An implicit visit's id is its visitor id xor its start time times this odd
+# constant (pipeline.sessions.implicit_session_id; the store computes the same in its engine).
+SESSION_EXPLICIT_BIT = 1 << 63
+SESSION_ID_MIX = 0x9E37_79B9_7F4A_7C15  # 2**64 / golden ratio: multiplying by it permutes 64-bit values
 
 # Why a hit was dropped (the `name` of a DROPPED record).
 DROP_BOT = "bot"

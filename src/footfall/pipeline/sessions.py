@@ -12,17 +12,22 @@ A contract may instead give a session mode (event.SESSION_*; seed 004's server e
 session (NULL), a new visit of the event's own, or the visitor's latest visit, which the event
 joins however long ago that visit's last event was (if it was under way in the last day: a
 visitor hash lasts one day anyway).
+
+A batch is assigned in the store's engine (Store.assign_sessions: runs of the batch and the
+stored visits near them, cut into connected components, a few set operations over the whole
+batch). The session modes depend on the order of events, so a batch that uses them, or that
+meets the overlapping visits they leave, is assigned here one event at a time, in order of
+time, by the same rules (tests check that both give the same visits).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from hashlib import blake2b
 
-from footfall.event import SESSION_MODE_PREFIX, SESSION_NEW, SESSION_NONE
-from footfall.store.base import SessionKeys, SessionMerge, Store, VisitorWindows
+from footfall.event import SESSION_EXPLICIT_BIT, SESSION_ID_MIX, SESSION_MODE_PREFIX, SESSION_NEW, SESSION_NONE
+from footfall.store.base import SessionKeys, SessionMerge, Staged, Store, VisitorWindows
 
-EXPLICIT_BIT = 1 << 63
+EXPLICIT_BIT = SESSION_EXPLICIT_BIT
 _LOW_BITS = EXPLICIT_BIT - 1
 
 
@@ -34,7 +39,6 @@ def explicit_session_id(site_id: int, key: str) -> int:
     return _hash64(f"x\x00{site_id}\x00{key}") | EXPLICIT_BIT
 
 
-_MIX = 0x9E37_79B9_7F4A_7C15  # odd (2**64 / golden ratio): multiplying by it permutes 64-bit values
 _MASK64 = (1 << 64) - 1
 
 
@@ -43,7 +47,7 @@ def implicit_session_id(visitor_id: int, start_us: int) -> int:
     address and agent, spread evenly over 64 bits, so arithmetic mixing is enough here: a
     visitor's visits differ in the scrambled start time, and ids of different visitors
     collide only by 63-bit chance. (A hash function cost 0.8 us on every new visit.)"""
-    return (visitor_id ^ (start_us * _MIX & _MASK64)) & _LOW_BITS
+    return (visitor_id ^ (start_us * SESSION_ID_MIX & _MASK64)) & _LOW_BITS
 
 
 VisitorKey = tuple[int, int]  # (site_id, visitor_id)
@@ -51,30 +55,30 @@ LATEST_WINDOW_US = 86_400_000_000
 
 
 class Sessionizer:
-    """Assigns session ids to a batch; remembers recent visits, asks the store for the rest."""
+    """Assigns session ids to a staged batch, from the batch and the visits already stored
+    (the writer commits each batch before the next, so the store knows every visit)."""
 
-    def __init__(self, store: Store, gap_us: int, max_visitors: int = 200_000) -> None:
+    def __init__(self, store: Store, gap_us: int) -> None:
         self.store = store
         self.gap_us = gap_us
         # A stored visit an event without an explicit session joins ended at most this long
         # before it: within the gap, or the day of the "latest" mode (store.commit_staged).
         self.reach_us = max(gap_us, LATEST_WINDOW_US)
-        self.max_visitors = max_visitors
-        # visitor -> its known visits as [start_us, end_us, session_id], least recent first
-        self._spans: OrderedDict[VisitorKey, list[list[int]]] = OrderedDict()
-        # visitor -> [lo_us, hi_us]: the cache holds every visit an event in this window can
-        # touch. Visits stored before this writer started lie anywhere in time, so an event
-        # outside the window still needs the store (a late event, a restart, shuffled batches).
-        self._covered: dict[VisitorKey, tuple[int, int]] = {}
 
-    def reset(self) -> None:
-        """Forget cached visits (after a failed commit the cache may be ahead of the store)."""
-        self._spans.clear()
-        self._covered.clear()
+    def assign(self, staged: Staged) -> tuple[list[int | None] | None, list[SessionMerge]]:
+        """The staged events' sessions, and the stored visits to merge. The ids: None when the
+        store gave the events their sessions itself, else one per event in staging order (see
+        Store.commit_staged)."""
+        if not staged.modes:
+            explicit = {(site, key): explicit_session_id(site, key) for site, key in staged.explicit_keys}
+            merges = self.store.assign_sessions(self.gap_us, explicit)
+            if merges is not None:
+                return None, merges
+        return self.assign_in_order(self.store.staged_session_keys())
 
-    def assign(self, batch: SessionKeys) -> tuple[list[int | None], list[SessionMerge]]:
-        """Session ids for the batch, in batch order (None: no session), and the stored visits
-        to merge."""
+    def assign_in_order(self, batch: SessionKeys) -> tuple[list[int | None], list[SessionMerge]]:
+        """Session ids for the batch, in batch order (None: no session), event by event in
+        order of time, and the stored visits to merge."""
         sites, visitors, times, keys = batch
         ids: list[int | None] = [0] * len(times)
         implicit: list[int] = []
@@ -93,23 +97,13 @@ class Sessionizer:
         if not implicit:
             return ids, []
         implicit.sort(key=times.__getitem__)
-        # This loop and _load_missing run for every event the writer loads: one visitor key
-        # per event, built once, and C-level dict and zip work where it will do.
         visitor_keys = [(sites[i], visitors[i]) for i in implicit]
         ordered_times = [times[i] for i in implicit]
-        touched = self._load_missing(visitor_keys, ordered_times)
-        if modes:  # a latest visit may have begun up to a day before its event
-            back_keys: list[VisitorKey] = []
-            back_times: list[int] = []
-            for i in implicit:
-                if i in modes:
-                    visitor = (sites[i], visitors[i])
-                    back_keys += (visitor, visitor)
-                    back_times += (times[i] - LATEST_WINDOW_US, times[i])
-            self._load_missing(back_keys, back_times)
+        back_times = [times[i] - LATEST_WINDOW_US if i in modes else times[i] for i in implicit]
+        # A latest visit may have begun up to a day before its event.
+        all_spans = self._load(visitor_keys, back_times, ordered_times)
 
         gap = self.gap_us
-        all_spans = self._spans
         remap: dict[int, int] = {}
         merges: list[SessionMerge] = []
         for i, visitor_key, ts in zip(implicit, visitor_keys, ordered_times, strict=True):
@@ -147,56 +141,23 @@ class Sessionizer:
                 if session_id is not None:
                     ids[i] = final(session_id)
             merges = [m._replace(new_session_id=final(m.new_session_id)) for m in merges]
-        move_to_end = all_spans.move_to_end
-        for visitor_key in touched:  # recency once per visitor and batch, not once per event
-            move_to_end(visitor_key)
-        self._evict()
         return ids, merges
 
-    def _load_missing(self, visitor_keys: list[VisitorKey], times: list[int]) -> dict[VisitorKey, int]:
-        """Load from the store the visits near this batch that the cache does not cover.
-
-        The events are given sorted by time; returns each visitor's first time in the batch."""
-        # The last pair wins in a dict: reversed, that is each visitor's earliest event.
-        first = dict(zip(reversed(visitor_keys), reversed(times), strict=True))
-        last = dict(zip(visitor_keys, times, strict=True))
-        wanted = VisitorWindows([], [], [], [])
-        want_site, want_visitor, want_lo, want_hi = wanted
-        covered_of = self._covered
-        spans_of = self._spans
-        for key, lo in first.items():
-            hi = last[key]
-            covered = covered_of.get(key)
-            if covered is None:  # a visitor this writer has not seen (or has forgotten)
-                want_site.append(key[0])
-                want_visitor.append(key[1])
-                want_lo.append(lo)
-                want_hi.append(hi)
-                covered_of[key] = (lo, hi)
-                spans_of[key] = []
-                continue
-            # Ask only for the uncovered parts; together with the covered window they cover
-            # the union, so the coverage stays one window per visitor.
-            if lo < covered[0] or hi > covered[1]:
-                for part_lo, part_hi in ((lo, covered[0]), (covered[1], hi)):
-                    if part_lo < part_hi:
-                        want_site.append(key[0])
-                        want_visitor.append(key[1])
-                        want_lo.append(part_lo)
-                        want_hi.append(part_hi)
-                covered_of[key] = (min(lo, covered[0]), max(hi, covered[1]))
-        if want_site:
-            for found in self.store.session_spans(wanted, self.gap_us):
-                spans = spans_of[(found.site_id, found.visitor_id)]
-                # A visit already cached is the same visit: this writer committed every change to it.
-                if not any(known[2] == found.session_id for known in spans):
-                    spans.append([found.start_us, found.end_us, found.session_id])
-        return first
-
-    def _evict(self) -> None:
-        while len(self._spans) > self.max_visitors:
-            key, _ = self._spans.popitem(last=False)
-            self._covered.pop(key, None)
+    def _load(self, visitor_keys: list[VisitorKey], lo: list[int], hi: list[int]) -> dict[VisitorKey, list[list[int]]]:
+        """Each visitor's stored visits near its events (between its least `lo` and greatest
+        `hi`), as [start_us, end_us, session_id]."""
+        first: dict[VisitorKey, int] = {}
+        last: dict[VisitorKey, int] = {}
+        for key, a, b in zip(visitor_keys, lo, hi, strict=True):
+            first[key] = min(first.get(key, a), a)
+            last[key] = max(last.get(key, b), b)
+        spans: dict[VisitorKey, list[list[int]]] = {key: [] for key in first}
+        windows = VisitorWindows(
+            [k[0] for k in first], [k[1] for k in first], list(first.values()), [last[k] for k in first]
+        )
+        for found in self.store.session_spans(windows, self.gap_us):
+            spans[(found.site_id, found.visitor_id)].append([found.start_us, found.end_us, found.session_id])
+        return spans
 
 
 def _attach(mode: str, spans: list[list[int]], visitor_id: int, ts: int) -> int | None:

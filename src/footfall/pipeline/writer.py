@@ -40,7 +40,7 @@ def load_batch(store: Store, sessionizer: Sessionizer, payloads: list[bytes], se
     commit them with the session merges and the segments' ledger rows. Returns what was
     staged; the rest of `payloads` were duplicates or did not parse as events."""
     staged = store.stage_batch(payloads)
-    session_ids, merges = sessionizer.assign(staged.keys)
+    session_ids, merges = sessionizer.assign(staged)
     store.commit_staged(session_ids, merges, segments, sessionizer.reach_us)
     return staged
 
@@ -111,7 +111,6 @@ class Writer:
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("writer batch failed (attempt %d); segments kept", failures)
-                self.sessionizer.reset()
                 time.sleep(min(0.1 * 2**failures, 5.0))
 
     def _fold_visits(self) -> None:

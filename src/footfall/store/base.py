@@ -22,14 +22,16 @@ class SessionKeys(NamedTuple):
 
 
 class Staged(NamedTuple):
-    """A batch in the staging area: the session columns of its events, and how many records
-    (events, AI fetches, dropped hits) parsed."""
+    """A batch in the staging area: how many records (events, AI fetches, dropped hits)
+    parsed, and what the sessionizer needs to know of its events."""
 
-    keys: SessionKeys
     records: int
     # Records whose caller-derived event id was stored already (or came twice in the batch):
     # a retried delivery, left out on purpose.
     duplicates: int = 0
+    events: int = 0  # records that are events (they get sessions)
+    modes: bool = False  # some event names a session mode (event.SESSION_*)
+    explicit_keys: tuple[tuple[int, str], ...] = ()  # distinct (site, session key) given by callers
 
 
 class SessionSpan(NamedTuple):
@@ -122,12 +124,16 @@ class Store(Protocol):
     def forget_segments(self, names: list[str]) -> None: ...
     def session_spans(self, windows: VisitorWindows, gap_us: int) -> list[SessionSpan]: ...
     def stage_batch(self, payloads: list[bytes]) -> Staged: ...
+    # Sessions of the staged events: in the engine (None: the stored visits near the batch
+    # overlap, assign one by one), or one by one with these two (see pipeline/sessions.py).
+    def assign_sessions(self, gap_us: int, explicit_ids: dict[tuple[int, str], int]) -> list[SessionMerge] | None: ...
+    def staged_session_keys(self) -> SessionKeys: ...
     # Also keeps the visits rollup (one row per visit, see store/sql.py) in step with the
     # events, as parts that fold_visits folds in later; `reach_us` bounds how long before a
     # batch's events a visit they extend can have ended (None: no bound).
     def commit_staged(
         self,
-        session_ids: list[int | None],
+        session_ids: list[int | None] | None,  # None: as assign_sessions gave them
         merges: list[SessionMerge],
         segments: list[str],
         reach_us: int | None = None,

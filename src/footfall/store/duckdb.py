@@ -26,6 +26,8 @@ from footfall.event import (
     DROPPED,
     EVENT_FIELDS,
     EVENT_KINDS,
+    SESSION_EXPLICIT_BIT,
+    SESSION_ID_MIX,
     SESSION_MODE_PREFIX,
     STORED_FIELDS,
 )
@@ -232,6 +234,101 @@ _STAGE = (
     "CREATE OR REPLACE TEMP TABLE staged AS "
     f"SELECT i, unnest(json_transform(payload, '{_STAGED_STRUCT}')) FROM {{source}}"
 )
+# -- sessions of a batch, in the engine (pipeline/sessions.py states the rules) ------------------
+#
+# The implicit events of the batch in runs: a visitor's events sorted by time, a new run after
+# a gap of `$gap` or more. Runs of a visitor are thus at least the gap apart.
+_BATCH_RUNS = f"""
+CREATE OR REPLACE TEMP TABLE batch_runs AS
+SELECT i, site_id, visitor_id, ts,
+       sum(new_run) OVER (PARTITION BY site_id, visitor_id ORDER BY ts, i ROWS UNBOUNDED PRECEDING) AS run
+FROM (
+    SELECT i, site_id, visitor_id, ts,
+           CASE WHEN ts - lag(ts) OVER (PARTITION BY site_id, visitor_id ORDER BY ts, i) < $gap
+                THEN 0 ELSE 1 END AS new_run
+    FROM staged WHERE kind IN ({_EVENT_KINDS_SQL}) AND session_key IS NULL
+)
+"""
+# The runs and the stored implicit visits ("spans") of their visitors near them, in one order
+# per visitor (by start), cut into components. A run and a span are connected when an event
+# of the run lies within the gap of the span (for a run, whose events are under a gap apart,
+# that is: each starts before the other's end plus the gap). Runs are a gap apart, and so are
+# stored spans (checked: _SPANS_OVERLAP), so only a run and a span can be connected, and the
+# elements sorted by start split into components exactly where no run before a point reaches a
+# span after it, nor a span before it a run after it: four running extremes and a sum.
+_ELEMENT_ORDER = "PARTITION BY site_id, visitor_id ORDER BY e_start, run NULLS FIRST, session_id"
+_COMPONENTS = f"""
+CREATE OR REPLACE TEMP TABLE batch_elements AS
+WITH runs AS (
+    SELECT site_id, visitor_id, run, min(ts) AS e_start, max(ts) AS e_end FROM batch_runs GROUP BY ALL
+), windows AS (
+    SELECT site_id, visitor_id, make_timestamp(min(e_start) - $gap) AS lo, make_timestamp(max(e_end) + $gap) AS hi
+    FROM runs GROUP BY ALL
+), touched AS (
+    SELECT DISTINCT e.site_id, e.visitor_id, e.session_id
+    FROM events e JOIN windows w
+      ON e.site_id = w.site_id AND e.visitor_id = w.visitor_id AND e.ts BETWEEN w.lo AND w.hi
+    WHERE e.ts BETWEEN make_timestamp($lo) AND make_timestamp($hi) AND e.session_id < {SESSION_EXPLICIT_BIT}
+), spans AS (
+    SELECT e.site_id, e.visitor_id, e.session_id, epoch_us(min(e.ts)) AS e_start, epoch_us(max(e.ts)) AS e_end
+    FROM events e JOIN touched t
+      ON e.site_id = t.site_id AND e.visitor_id = t.visitor_id AND e.session_id = t.session_id
+    GROUP BY ALL
+), elements AS (
+    SELECT site_id, visitor_id, e_start, e_end, run, NULL::UBIGINT AS session_id FROM runs
+    UNION ALL
+    SELECT site_id, visitor_id, e_start, e_end, NULL, session_id FROM spans
+), scanned AS (
+    SELECT *,
+        max(CASE WHEN run IS NOT NULL THEN e_end END) OVER before AS runs_end,
+        max(CASE WHEN run IS NULL THEN e_end END) OVER before AS spans_end,
+        min(CASE WHEN run IS NULL THEN e_start END) OVER after AS spans_start,
+        min(CASE WHEN run IS NOT NULL THEN e_start END) OVER after AS runs_start
+    FROM elements
+    WINDOW before AS ({_ELEMENT_ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           after AS ({_ELEMENT_ORDER} ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+)
+SELECT site_id, visitor_id, e_start, e_end, run, session_id, spans_end,
+       sum(CASE WHEN spans_start < runs_end + $gap OR runs_start < spans_end + $gap THEN 0 ELSE 1 END)
+           OVER ({_ELEMENT_ORDER} ROWS UNBOUNDED PRECEDING) AS comp
+FROM scanned
+"""
+# Stored spans closer than the gap to one another: only the session modes make them (a "new"
+# visit beside another, a "latest" visit stretched over others); the components above would
+# join them, so such a batch is assigned one event at a time instead.
+_SPANS_OVERLAP = "SELECT count(*) FROM batch_elements WHERE run IS NULL AND e_start < spans_end + $gap"
+# Each component with a run is one visit. The batch's first event in it joins the earliest
+# stored span if it is near it (in order of time that span is found first, and every merge
+# keeps the earlier visit); else that event begins a new visit, earlier than every span.
+_IMPLICIT_ID = (
+    f"xor(visitor_id, ((min(e_start) FILTER (WHERE run IS NOT NULL))::HUGEINT * {SESSION_ID_MIX}"
+    f" % {1 << 64})::UBIGINT) & {SESSION_EXPLICIT_BIT - 1}"
+)
+_WINNERS = f"""
+CREATE OR REPLACE TEMP TABLE batch_winners AS
+SELECT site_id, visitor_id, comp,
+       CASE WHEN min(e_start) FILTER (WHERE run IS NULL) < min(e_start) FILTER (WHERE run IS NOT NULL) + $gap
+            THEN arg_min(session_id, e_start) FILTER (WHERE run IS NULL)
+            ELSE {_IMPLICIT_ID} END AS session_id
+FROM batch_elements GROUP BY site_id, visitor_id, comp HAVING count(run) > 0
+"""
+_SESSIONS_OF_BATCH = f"""
+CREATE OR REPLACE TEMP TABLE staged_sessions AS
+SELECT s.i, coalesce(x.session_id, w.session_id) AS session_id
+FROM staged s
+LEFT JOIN explicit_ids x ON x.site_id = s.site_id AND x.session_key = s.session_key
+LEFT JOIN batch_runs r ON r.i = s.i
+LEFT JOIN batch_elements el ON el.site_id = r.site_id AND el.visitor_id = r.visitor_id AND el.run = r.run
+LEFT JOIN batch_winners w ON w.site_id = el.site_id AND w.visitor_id = el.visitor_id AND w.comp = el.comp
+WHERE s.kind IN ({_EVENT_KINDS_SQL})
+"""
+# The stored spans of each visit but the winner's merge into it.
+_MERGES_OF_BATCH = """
+SELECT e.site_id, e.visitor_id, e.session_id, w.session_id, e.e_start, e.e_end
+FROM batch_elements e JOIN batch_winners w USING (site_id, visitor_id, comp)
+WHERE e.run IS NULL AND e.session_id <> w.session_id
+"""
+
 _UNSTAGE_INCOMPLETE = "DELETE FROM staged WHERE " + " OR ".join(f"{f} IS NULL" for f in _REQUIRED)
 # Records with a caller-derived event id (an SDK's message id, a log line's content) are
 # stored once: the first of a batch, and only if the store does not hold it yet. The events
@@ -350,7 +447,8 @@ class DuckDBStore:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._salts = SaltFile(path.with_name("salts.json"))
-        self._staged_rows: pa.Array | None = None  # staging rows of the events; None: nothing staged
+        self._staged = False  # a batch is in the staging table
+        self._staged_rows: pa.Array | None = None  # staging rows of the events (staged_session_keys)
         self._staged_with_ids = False  # some staged record has a caller-derived event id
         self._staged_first_us: int | None = None  # the staged events' earliest time, none explicit
         # The pending visit parts: how many rows, and how far back the stored visits they
@@ -731,6 +829,7 @@ class DuckDBStore:
             column = pa.array(payloads, pa.string())
         except (pa.ArrowInvalid, UnicodeDecodeError):  # not UTF-8: drop those records alone
             column = pa.array([p if _is_utf8(p) else "" for p in payloads], pa.string())
+        cur.execute("DROP TABLE IF EXISTS staged_sessions")  # left by a failed commit
         cur.register("spool_payloads", pa.table({"i": pa.array(range(len(payloads)), pa.int64()), "payload": column}))
         try:
             try:
@@ -751,21 +850,64 @@ class DuckDBStore:
         self._staged_first_us = None if explicit else first_us
         duplicates = cur.execute(_UNSTAGE_DUPLICATES).fetchall()[0][0] if with_ids else 0
         self._staged_with_ids = bool(with_ids)
-        table = cur.sql(
+        self._staged = True
+        events, modes = cur.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE starts_with(session_key, chr(0))) FROM staged"
+            f" WHERE kind IN ({_EVENT_KINDS_SQL})"
+        ).fetchall()[0]
+        explicit = cur.execute(
+            f"SELECT DISTINCT site_id, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL})"
+            " AND NOT starts_with(session_key, chr(0))"
+        ).fetchall()
+        return Staged(int(staged - duplicates), int(duplicates), int(events), bool(modes), tuple(explicit))
+
+    def staged_session_keys(self) -> SessionKeys:
+        """The staged events' session columns, in staging order (see SessionKeys)."""
+        table = self._cursor().sql(
             f"SELECT i, site_id, visitor_id, ts, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL}) ORDER BY i"
         ).to_arrow_table()
         self._staged_rows = table.column(0)
-        keys = SessionKeys(*(table.column(k).to_pylist() for k in range(1, 5)))
-        return Staged(keys, int(staged - duplicates), int(duplicates))
+        return SessionKeys(*(table.column(k).to_pylist() for k in range(1, 5)))
+
+    def assign_sessions(self, gap_us: int, explicit_ids: dict[tuple[int, str], int]) -> list[SessionMerge] | None:
+        """Give every staged event its session, as pipeline/sessions.py rules, in the engine:
+        explicit keys get `explicit_ids`, the rest the visits of the gap rule (see
+        _BATCH_RUNS and _COMPONENTS). Returns the stored visits to merge, or None when the
+        stored visits near the batch overlap one another (only a session mode's visits do):
+        the caller then assigns the batch one event at a time."""
+        cur = self._cursor()
+        cur.execute(_BATCH_RUNS, {"gap": gap_us})
+        lo, hi = cur.execute("SELECT coalesce(min(ts), 0), coalesce(max(ts), 0) FROM batch_runs").fetchall()[0]
+        cur.execute(_COMPONENTS, {"gap": gap_us, "lo": lo - gap_us, "hi": hi + gap_us})
+        if cur.execute(_SPANS_OVERLAP, {"gap": gap_us}).fetchall()[0][0]:
+            for table in ("batch_runs", "batch_elements"):
+                cur.execute(f"DROP TABLE {table}")
+            return None
+        cur.execute(_WINNERS, {"gap": gap_us})
+        keys = pa.table({
+            "site_id": pa.array([k[0] for k in explicit_ids], pa.uint32()),
+            "session_key": pa.array([k[1] for k in explicit_ids], pa.string()),
+            "session_id": pa.array(list(explicit_ids.values()), pa.uint64()),
+        })
+        cur.register("explicit_ids", keys)
+        try:
+            cur.execute(_SESSIONS_OF_BATCH)
+        finally:
+            cur.unregister("explicit_ids")
+        rows = cur.execute(_MERGES_OF_BATCH).fetchall()
+        for table in ("batch_runs", "batch_elements", "batch_winners"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        return [SessionMerge(*(int(v) for v in row)) for row in rows]
 
     def commit_staged(
         self,
-        session_ids: list[int | None],
+        session_ids: list[int | None] | None,
         merges: list[SessionMerge],
         segments: list[str],
         reach_us: int | None = None,
     ) -> None:
-        """Insert the staged events (with their session ids, in `stage_batch`'s order), AI
+        """Insert the staged events (with their session ids, in `staged_session_keys`' order,
+        or None: those `assign_sessions` gave them), AI
         fetches and dropped-hit counts, apply session merges, add the batch's visit parts and
         record the spool segments, atomically.
 
@@ -778,8 +920,11 @@ class DuckDBStore:
         `reach_us`: a stored visit that an event of the batch without an explicit session
         joins ended at most this long before that event (the sessionizer's bound); with it,
         the fold reads only the recent end of the visits table."""
-        rows = self._staged_rows if self._staged_rows is not None else pa.array([], pa.int64())
-        ids = pa.table({"i": rows, "session_id": pa.array(session_ids, pa.uint64())})
+        ids = None
+        if session_ids is not None:  # else assign_sessions made the staged_sessions table
+            rows = self._staged_rows if self._staged_rows is not None else pa.array([], pa.int64())
+            ids = pa.table({"i": rows, "session_id": pa.array(session_ids, pa.uint64())})
+        any_events = session_ids is None or bool(session_ids)
         lo_us: int | None = None
         if reach_us is not None and self._staged_first_us is not None:
             lo_us = self._staged_first_us - reach_us
@@ -789,9 +934,10 @@ class DuckDBStore:
             cur.execute("BEGIN")
             try:
                 cur.register("session_merges", _merge_table(merges))
-                cur.register("staged_sessions", ids)
+                if ids is not None:
+                    cur.register("staged_sessions", ids)
                 try:
-                    if session_ids:
+                    if any_events:
                         # Events of a site removed while they waited in the spool are dropped.
                         cur.execute(
                             f"INSERT INTO events ({_INSERT_COLUMNS}) SELECT {_INSERT_SELECT} "
@@ -811,9 +957,10 @@ class DuckDBStore:
                         self._fold_parts(cur, bound)
                         parts_rows, parts_lo_us = 0, None
                 finally:
-                    cur.unregister("staged_sessions")
+                    if ids is not None:
+                        cur.unregister("staged_sessions")
                     cur.unregister("session_merges")
-                if self._staged_rows is not None:
+                if self._staged:
                     cur.execute(_INSERT_AI_FETCHES)
                     cur.execute(_COUNT_DROPPED)
                     if self._staged_with_ids:
@@ -829,6 +976,9 @@ class DuckDBStore:
                 raise
             self._parts_rows, self._parts_lo_us = parts_rows, parts_lo_us
         cur.execute("DROP TABLE IF EXISTS staged")
+        if ids is None:
+            cur.execute("DROP TABLE IF EXISTS staged_sessions")
+        self._staged = False
         self._staged_rows = None
         self._staged_first_us = None
 
