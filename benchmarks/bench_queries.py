@@ -30,9 +30,11 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +45,8 @@ import duckdb
 
 import gen_events
 from footfall.meta import Site
+from footfall.pipeline.sessions import Sessionizer
+from footfall.pipeline.writer import load_batch
 from footfall.query.compile import local_day_bounds_us
 from footfall.query.model import QueryError
 from footfall.store.duckdb import DuckDBStore
@@ -232,13 +236,36 @@ def measure(run: Runner, queries: dict[str, Body], runs: int) -> tuple[dict[str,
     return {k: v for k, v in times.items() if k not in failed}, failed
 
 
-def bench_size(n: int, runs: int, engine: str, days: int, seed: int, only: set[str]) -> dict[str, Any]:
+def add_pending(store: DuckDBStore, site: Site, now: dt.datetime, events: int) -> int:
+    """Load `events` of the half hour before `now` as the writer does, leaving their visit parts
+    pending (as under live ingest, between the writer's folds); returns the parts' rows."""
+    import bench_writer
+
+    t0 = int(now.timestamp() * 1_000_000) - 40 * 60_000_000
+    payloads = bench_writer.events(site.id, events, t0, seed=7)
+    sessionizer = Sessionizer(store, 30 * 60_000_000)
+    for k in range(0, events, 25_000):
+        load_batch(store, sessionizer, payloads[k:k + 25_000], [])
+    return store.visit_parts_pending()
+
+
+def bench_size(
+    n: int, runs: int, engine: str, days: int, seed: int, only: set[str], pending: int = 0
+) -> dict[str, Any]:
     info = gen_events.generate(n, gen_events.default_dir(n), days=days, seed=seed)
     path = gen_events.default_dir(n) / gen_events.DB_NAME
     now = dt.datetime.fromisoformat(info["generated_at"].replace("Z", "+00:00"))
+    if pending:  # on a copy: the generated data directory is reused by later runs
+        copy = Path(tempfile.mkdtemp(dir=path.parent.parent)) / gen_events.DB_NAME
+        shutil.copy(path, copy)
+        path = copy
     store = DuckDBStore(path)
+    parts = 0
     try:
         site = next(s for s in store.list_sites() if s.domain == info["site"])
+        if pending:
+            parts = add_pending(store, site, now, pending)
+            log(f"{pending:,} events loaded; {parts:,} visit parts pending")
         v2 = v2_module() if engine in ("auto", "v2") else None
         if engine == "v2" and v2 is None:
             raise SystemExit("footfall.query.v2 is not importable yet; use --engine model")
@@ -254,7 +281,10 @@ def bench_size(n: int, runs: int, engine: str, days: int, seed: int, only: set[s
         times, failed = measure(run, queries, runs)
     finally:
         store.close()
+        if pending:
+            shutil.rmtree(path.parent)
     return {
+        "pending_events": pending, "pending_visit_parts": parts,
         "events": info["events"], "engine": used, "query_source": "dashboard" if own else "bench_queries.VIEW",
         "times_ms": times, "failed": failed, "loaded": [q for q in loaded if q in times],
         # a page load: the sum of its queries in each pass; and every query of the benchmark
@@ -404,6 +434,9 @@ def main() -> None:
                         help="auto: footfall.query.v2 when importable, else the current Query model")
     parser.add_argument("--days", type=int, default=30, help="days of data, for sizes without :D")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pending", type=int, default=0,
+                        help="first load this many events of the last half hour through the writer's path, on a copy, "
+                        "leaving their visit parts unfolded (queries under live ingest)")
     parser.add_argument("--only", default="", help="comma-separated query names to run (default all)")
     parser.add_argument("--output", default=str(RESULTS), help="results file ('' to not save)")
     parser.add_argument("--explain", default="", help="comma-separated query names: profile their engine queries "
@@ -417,8 +450,8 @@ def main() -> None:
     only = {s for s in args.only.split(",") if s}
     results: dict[str, dict[str, Any]] = {}
     for n, days in sizes(args.sizes, args.days):
-        tag = gen_events.label(n) + ("" if days == 30 else f"/{days}d")
-        results[tag] = bench_size(n, args.runs, args.engine, days, args.seed, only)
+        tag = gen_events.label(n) + ("" if days == 30 else f"/{days}d") + (f"+{args.pending}" if args.pending else "")
+        results[tag] = bench_size(n, args.runs, args.engine, days, args.seed, only, args.pending)
     print_table(results)
     if args.output:
         save(results, args.runs, Path(args.output))
