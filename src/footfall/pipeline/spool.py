@@ -235,6 +235,11 @@ class Spool:
             if not self._closed:
                 self._segments_changed.wait(timeout)
 
+    def closed_bytes(self) -> int:
+        """Bytes in closed segments, waiting for the writer."""
+        with self._segments_changed:
+            return sum(size for _, _, size in self._closed)
+
     def wait_for_bytes(self, nbytes: int, timeout: float) -> None:
         """Wait until closed segments hold at least `nbytes`, the spool closes, or `timeout`."""
         deadline = time.monotonic() + timeout

@@ -196,7 +196,7 @@ _STAGED_VISIT_EVENTS = (
 _INSERT_VISIT_PARTS = f"INSERT INTO visit_parts {merge_visits(f'({visit_rows_of_events(_STAGED_VISIT_EVENTS)})')}"
 # Pending visit parts are folded into the visits table, at the latest, once they hold this many
 # rows: queries merge them in, and this bounds that merge (see commit_staged).
-FOLD_PARTS_ROWS = 100_000
+FOLD_PARTS_ROWS = 200_000
 
 
 def _lower_bound(a: int | None, b: int | None) -> int | None:
