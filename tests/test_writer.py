@@ -79,3 +79,33 @@ def test_caller_derived_event_ids_are_stored_once(tmp_path: Path) -> None:
     assert (again.records, again.duplicates) == (2, 2)
     assert store.count_events(site.id) == 5
     store.close()
+
+
+def test_the_tail_of_a_burst_does_not_wait_for_rotation(tmp_path: Path) -> None:
+    """After a batch that left a backlog, the writer takes the active segment as soon as the
+    closed ones are loaded: with a rotation of a minute, the burst's tail is still queryable
+    at once; and the visit parts are folded once the writer is idle."""
+    store = DuckDBStore(tmp_path / "footfall.duckdb")
+    site = store.add_site("example.com", "UTC", "FF-WRITER3")
+    spool = Spool(tmp_path / "spool", segment_bytes=10 << 20, rotate_seconds=60.0)
+    records = [
+        frame(encode_event(Event(site_id=site.id, ts=T0 + i * 1_000_000, received_at=T0, kind="pageview",
+                                 name="pageview", visitor_id=i % 7, source_api="test", pathname="/")))
+        for i in range(400)
+    ]
+    # A burst: two closed segments of 150 (more than a batch of 100 each) and a tail of 100.
+    for lo, hi in ((0, 150), (150, 300)):
+        spool.append_sync(b"".join(records[lo:hi]), hi - lo)
+        assert spool.close_active_now()
+    spool.append_sync(b"".join(records[300:]), 100)
+    writer = Writer(spool, store, Sessionizer(store, 30 * 60_000_000), 100)
+    writer.start()
+    try:
+        wait_for(lambda: writer.events_committed == 400, timeout=10.0)
+        assert store.count_events(site.id) == 400
+        wait_for(lambda: store.visit_parts_pending() == 0, timeout=10.0)
+        assert spool.close_active_now() is False  # nothing left to hand over
+    finally:
+        spool.close()
+        writer.stop()
+        store.close()

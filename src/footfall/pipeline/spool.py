@@ -214,6 +214,15 @@ class Spool:
             if seg is not None and (force or (seg.size and time.time() - seg.first_write >= self.rotate_seconds)):
                 self._close_active()
 
+    def close_active_now(self) -> bool:
+        """Hand the active segment to the writer now, if it holds records (the writer, done
+        with a backlog, takes the tail of a burst without waiting for the rotation)."""
+        with self._io_lock:
+            if self._active is None or not self._active.size:
+                return False
+            self._close_active()
+            return True
+
     def _close_active(self) -> None:
         """Hand the active segment to the writer (with `_io_lock` held)."""
         seg = self._active

@@ -94,6 +94,7 @@ class Writer:
 
     def _run(self) -> None:
         usual_interval = sys.getswitchinterval()
+        catching_up = False  # the last batch left a backlog behind it
         failures = 0
         dirty = False  # committed since the last checkpoint
         while True:
@@ -102,6 +103,11 @@ class Writer:
                 if self._stop.is_set():
                     return
                 sys.setswitchinterval(usual_interval)
+                if catching_up:
+                    # The end of a burst: its tail need not wait for the spool's rotation.
+                    catching_up = False
+                    if self.spool.close_active_now():
+                        continue
                 if self.store.visit_parts_pending():
                     self._fold_visits()
                 if dirty and (
@@ -118,6 +124,7 @@ class Writer:
                 failures = 0
                 self.last_error = None
                 behind = self.spool.closed_bytes() >= REST_UNTIL_BYTES
+                catching_up = behind or loaded >= self.batch_events
                 sys.setswitchinterval(BEHIND_SWITCH_INTERVAL_S if behind else usual_interval)
                 if loaded < self.batch_events and not self._stop.is_set():
                     pause = min(MAX_PAUSE_S, PACE * (time.monotonic() - started))
