@@ -7,11 +7,13 @@ runs; management commands from other processes reach it over the control socket 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -471,6 +473,20 @@ class DuckDBStore:
             [str(SCHEMA_VERSION)],
         )
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This thread's cursor in one write transaction, under the write lock: committed when
+        the block ends, rolled back if it raises."""
+        cur = self._cursor()
+        with self._write_lock:
+            cur.execute("BEGIN")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """One DuckDB connection per thread, all on the same database instance."""
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
@@ -520,28 +536,21 @@ class DuckDBStore:
 
     def remove_site(self, site_id: int) -> int:
         """Delete a site and every event of it; returns the number of events deleted."""
-        cur = self._cursor()
-        with self._write_lock:
-            cur.execute("BEGIN")
-            try:
-                row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
-                for table in (
-                    "events", "visits", "visit_parts", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases",
-                    "identified_visitors", "share_links",
-                ):
-                    cur.execute(f"DELETE FROM {table} WHERE site_id = ?", [site_id])
-                cur.execute("DELETE FROM sites WHERE id = ?", [site_id])
-                parts = cur.execute("SELECT count(*) FROM visit_parts").fetchone()
-                cur.execute(
-                    "UPDATE tokens SET site_ids = list_filter(site_ids, lambda x: x != ?) "
-                    "WHERE site_ids IS NOT NULL",
-                    [site_id],
-                )
-                cur.execute("COMMIT")
-            except Exception:
-                cur.execute("ROLLBACK")
-                raise
-            self._parts_rows = int(parts[0]) if parts else 0
+        with self._transaction() as cur:
+            row = cur.execute("SELECT count(*) FROM events WHERE site_id = ?", [site_id]).fetchone()
+            for table in (
+                "events", "visits", "visit_parts", "ai_fetches", "dropped_hits", "counted_hits", "identity_aliases",
+                "identified_visitors", "share_links",
+            ):
+                cur.execute(f"DELETE FROM {table} WHERE site_id = ?", [site_id])
+            cur.execute("DELETE FROM sites WHERE id = ?", [site_id])
+            parts = cur.execute("SELECT count(*) FROM visit_parts").fetchone()
+            cur.execute(
+                "UPDATE tokens SET site_ids = list_filter(site_ids, lambda x: x != ?) "
+                "WHERE site_ids IS NOT NULL",
+                [site_id],
+            )
+        self._parts_rows = int(parts[0]) if parts else 0
         return int(row[0]) if row else 0
 
     def list_tokens(self) -> list[Token]:
@@ -705,55 +714,41 @@ class DuckDBStore:
         """Point the aliases at the visitor's user id, and merge the traits into its profile
         (and those of the id it was known by before, when that changes)."""
         now = _now_rfc3339()
-        cur = self._cursor()
-        with self._write_lock:
-            cur.execute("BEGIN")
-            try:
-                old: dict[str, Any] = {}
-                email_hash, name, first_seen = profile.email_hash, profile.name, now
-                for user_id in dict.fromkeys([p for p in (profile.previous, profile.user_id) if p]):
-                    row = cur.execute(
-                        "DELETE FROM identified_visitors WHERE site_id = ? AND user_id = ? "
-                        "RETURNING email_hash, name, traits, first_seen",
-                        [site_id, user_id],
-                    ).fetchone()
-                    if row is not None:
-                        email_hash, name = email_hash or row[0], name or row[1]
-                        old.update(msgspec.json.decode(row[2]))
-                        first_seen = min(first_seen, row[3])
-                if profile.previous and profile.previous != profile.user_id:
-                    cur.execute(
-                        "UPDATE identity_aliases SET user_id = ? WHERE site_id = ? AND user_id = ?",
-                        [profile.user_id, site_id, profile.previous],
-                    )
+        with self._transaction() as cur:
+            old: dict[str, Any] = {}
+            email_hash, name, first_seen = profile.email_hash, profile.name, now
+            for user_id in dict.fromkeys([p for p in (profile.previous, profile.user_id) if p]):
+                row = cur.execute(
+                    "DELETE FROM identified_visitors WHERE site_id = ? AND user_id = ? "
+                    "RETURNING email_hash, name, traits, first_seen",
+                    [site_id, user_id],
+                ).fetchone()
+                if row is not None:
+                    email_hash, name = email_hash or row[0], name or row[1]
+                    old.update(msgspec.json.decode(row[2]))
+                    first_seen = min(first_seen, row[3])
+            if profile.previous and profile.previous != profile.user_id:
                 cur.execute(
-                    "INSERT INTO identified_visitors VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [site_id, profile.user_id, email_hash, name,
-                     msgspec.json.encode({**old, **profile.traits}).decode(), first_seen, now],
+                    "UPDATE identity_aliases SET user_id = ? WHERE site_id = ? AND user_id = ?",
+                    [profile.user_id, site_id, profile.previous],
                 )
-                cur.executemany(
-                    "INSERT INTO identity_aliases VALUES (?, ?, ?) "
-                    "ON CONFLICT (site_id, alias) DO UPDATE SET user_id = excluded.user_id",
-                    [[site_id, alias, profile.user_id] for alias in profile.aliases],
-                )
-                cur.execute("COMMIT")
-            except Exception:
-                cur.execute("ROLLBACK")
-                raise
+            cur.execute(
+                "INSERT INTO identified_visitors VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [site_id, profile.user_id, email_hash, name,
+                 msgspec.json.encode({**old, **profile.traits}).decode(), first_seen, now],
+            )
+            cur.executemany(
+                "INSERT INTO identity_aliases VALUES (?, ?, ?) "
+                "ON CONFLICT (site_id, alias) DO UPDATE SET user_id = excluded.user_id",
+                [[site_id, alias, profile.user_id] for alias in profile.aliases],
+            )
 
     def forget_identities(self, site_id: int) -> int:
         """Delete every identified visitor of a site; returns how many there were."""
-        cur = self._cursor()
-        with self._write_lock:
-            cur.execute("BEGIN")
-            try:
-                row = cur.execute("SELECT count(*) FROM identified_visitors WHERE site_id = ?", [site_id]).fetchone()
-                cur.execute("DELETE FROM identified_visitors WHERE site_id = ?", [site_id])
-                cur.execute("DELETE FROM identity_aliases WHERE site_id = ?", [site_id])
-                cur.execute("COMMIT")
-            except Exception:
-                cur.execute("ROLLBACK")
-                raise
+        with self._transaction() as cur:
+            row = cur.execute("SELECT count(*) FROM identified_visitors WHERE site_id = ?", [site_id]).fetchone()
+            cur.execute("DELETE FROM identified_visitors WHERE site_id = ?", [site_id])
+            cur.execute("DELETE FROM identity_aliases WHERE site_id = ?", [site_id])
         return int(row[0]) if row else 0
 
     def identified_visitor(self, site_id: int, user_id: str) -> dict[str, Any] | None:
@@ -929,52 +924,45 @@ class DuckDBStore:
         if reach_us is not None and self._staged_first_us is not None:
             lo_us = self._staged_first_us - reach_us
         parts_rows, parts_lo_us = self._parts_rows, self._parts_lo_us
-        cur = self._cursor()
-        with self._write_lock:
-            cur.execute("BEGIN")
+        with self._transaction() as cur:
+            cur.register("session_merges", _merge_table(merges))
+            if ids is not None:
+                cur.register("staged_sessions", ids)
             try:
-                cur.register("session_merges", _merge_table(merges))
-                if ids is not None:
-                    cur.register("staged_sessions", ids)
-                try:
-                    if any_events:
-                        # Events of a site removed while they waited in the spool are dropped.
-                        cur.execute(
-                            f"INSERT INTO events ({_INSERT_COLUMNS}) SELECT {_INSERT_SELECT} "
-                            "FROM staged s JOIN staged_sessions x USING (i) "
-                            "WHERE s.site_id IN (SELECT id FROM sites)"
-                        )
-                        row = cur.execute(_INSERT_VISIT_PARTS).fetchone()
-                        if added := int(row[0]) if row else 0:
-                            parts_lo_us = _lower_bound(parts_lo_us, lo_us) if parts_rows else lo_us
-                            parts_rows += added
-                    if merges:
-                        self._apply_merges(cur, merges)
-                    if merges or parts_rows >= FOLD_PARTS_ROWS:
-                        bound = parts_lo_us if parts_rows else lo_us
-                        if merges:
-                            bound = _lower_bound(bound, min(m.lo_us for m in merges))
-                        self._fold_parts(cur, bound)
-                        parts_rows, parts_lo_us = 0, None
-                finally:
-                    if ids is not None:
-                        cur.unregister("staged_sessions")
-                    cur.unregister("session_merges")
-                if self._staged:
-                    cur.execute(_INSERT_AI_FETCHES)
-                    cur.execute(_COUNT_DROPPED)
-                    if self._staged_with_ids:
-                        cur.execute(_REMEMBER_COUNTED)
-                if segments:
-                    cur.executemany(
-                        "INSERT INTO spool_ledger VALUES (?, now()) ON CONFLICT DO NOTHING",
-                        [[s] for s in segments],
+                if any_events:
+                    # Events of a site removed while they waited in the spool are dropped.
+                    cur.execute(
+                        f"INSERT INTO events ({_INSERT_COLUMNS}) SELECT {_INSERT_SELECT} "
+                        "FROM staged s JOIN staged_sessions x USING (i) "
+                        "WHERE s.site_id IN (SELECT id FROM sites)"
                     )
-                cur.execute("COMMIT")
-            except Exception:
-                cur.execute("ROLLBACK")
-                raise
-            self._parts_rows, self._parts_lo_us = parts_rows, parts_lo_us
+                    row = cur.execute(_INSERT_VISIT_PARTS).fetchone()
+                    if added := int(row[0]) if row else 0:
+                        parts_lo_us = _lower_bound(parts_lo_us, lo_us) if parts_rows else lo_us
+                        parts_rows += added
+                if merges:
+                    self._apply_merges(cur, merges)
+                if merges or parts_rows >= FOLD_PARTS_ROWS:
+                    bound = parts_lo_us if parts_rows else lo_us
+                    if merges:
+                        bound = _lower_bound(bound, min(m.lo_us for m in merges))
+                    self._fold_parts(cur, bound)
+                    parts_rows, parts_lo_us = 0, None
+            finally:
+                if ids is not None:
+                    cur.unregister("staged_sessions")
+                cur.unregister("session_merges")
+            if self._staged:
+                cur.execute(_INSERT_AI_FETCHES)
+                cur.execute(_COUNT_DROPPED)
+                if self._staged_with_ids:
+                    cur.execute(_REMEMBER_COUNTED)
+            if segments:
+                cur.executemany(
+                    "INSERT INTO spool_ledger VALUES (?, now()) ON CONFLICT DO NOTHING",
+                    [[s] for s in segments],
+                )
+        self._parts_rows, self._parts_lo_us = parts_rows, parts_lo_us
         cur.execute("DROP TABLE IF EXISTS staged")
         if ids is None:
             cur.execute("DROP TABLE IF EXISTS staged_sessions")
@@ -989,22 +977,15 @@ class DuckDBStore:
     def fold_visits(self) -> None:
         """Fold the pending visit parts into the visits table (queries answer the same before
         and after; they just merge fewer rows)."""
-        cur = self._cursor()
-        with self._write_lock:
-            if not self._parts_rows:
-                return
-            cur.execute("BEGIN")
+        if not self._parts_rows:
+            return
+        with self._transaction() as cur:
+            cur.register("session_merges", _merge_table([]))
             try:
-                cur.register("session_merges", _merge_table([]))
-                try:
-                    self._fold_parts(cur, self._parts_lo_us)
-                finally:
-                    cur.unregister("session_merges")
-                cur.execute("COMMIT")
-            except Exception:
-                cur.execute("ROLLBACK")
-                raise
-            self._parts_rows, self._parts_lo_us = 0, None
+                self._fold_parts(cur, self._parts_lo_us)
+            finally:
+                cur.unregister("session_merges")
+        self._parts_rows, self._parts_lo_us = 0, None
 
     @staticmethod
     def _fold_parts(cur: duckdb.DuckDBPyConnection, lo_us: int | None) -> None:
