@@ -19,10 +19,14 @@ from footfall.store.base import Staged, Store
 
 log = logging.getLogger(__name__)
 
-# When the writer is idle it has the store fold its log into the database file (a checkpoint),
-# work that would otherwise land in the middle of a burst: once the log holds this much (DuckDB's
-# own threshold, ~40,000 events), or after this long without new events.
-IDLE_CHECKPOINT_WAL_BYTES = 16 << 20
+# The writer has the store fold its log into the database file (a checkpoint) in its quiet
+# moments, work that would otherwise land in the middle of a burst: when idle, once the log
+# holds this much (DuckDB's own threshold, ~40,000 events) or after this long without new
+# events; and while it rests between the batches of a steady stream, once the log holds this
+# much. The latter bounds memory: until a checkpoint DuckDB keeps appended rows in memory
+# uncompressed (~540 bytes an event), so a stream that never let the writer go idle grew the
+# server without bound (+110 MB in the 12 s of the single-record benchmark).
+CHECKPOINT_WAL_BYTES = 16 << 20
 IDLE_CHECKPOINT_AFTER_S = 10.0
 # A batch costs the store a fixed ~40 ms plus ~14 us an event (2 CPUs): loading every closed
 # segment the moment it appears spent, under a steady stream of single-record requests, a
@@ -111,7 +115,7 @@ class Writer:
                 if self.store.visit_parts_pending():
                     self._fold_visits()
                 if dirty and (
-                    self.store.wal_bytes() >= IDLE_CHECKPOINT_WAL_BYTES
+                    self.store.wal_bytes() >= CHECKPOINT_WAL_BYTES
                     or time.time() - (self.last_commit_at or 0.0) >= IDLE_CHECKPOINT_AFTER_S
                 ):
                     dirty = not self.store.checkpoint()
@@ -127,8 +131,10 @@ class Writer:
                 catching_up = behind or loaded >= self.batch_events
                 sys.setswitchinterval(BEHIND_SWITCH_INTERVAL_S if behind else usual_interval)
                 if loaded < self.batch_events and not self._stop.is_set():
-                    pause = min(MAX_PAUSE_S, PACE * (time.monotonic() - started))
-                    self.spool.wait_for_bytes(REST_UNTIL_BYTES, pause)
+                    rest_until = time.monotonic() + min(MAX_PAUSE_S, PACE * (time.monotonic() - started))
+                    if not behind and self.store.wal_bytes() >= CHECKPOINT_WAL_BYTES:
+                        dirty = not self.store.checkpoint()  # part of the rest, not added to it
+                    self.spool.wait_for_bytes(REST_UNTIL_BYTES, max(0.0, rest_until - time.monotonic()))
             except Exception as exc:  # keep the segments; try again, never drop them
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"

@@ -67,10 +67,11 @@ SCHEMA_VERSION = 1
 
 # DuckDB folds its WAL into the database file (compressing row groups) once the WAL passes
 # this size. Its default, 16 MiB, is ~40,000 events: during a burst every few batches paid
-# for a checkpoint (half of the writer's commit time). The writer checkpoints in its idle
-# moments instead (see pipeline.writer), and this bounds the WAL, and its replay after a
-# crash, when ingest never pauses.
-CHECKPOINT_THRESHOLD = "256MiB"
+# for a checkpoint (half of the writer's commit time). The writer checkpoints in its quiet
+# moments instead (see pipeline.writer), and this bounds the WAL, its replay after a crash,
+# and the uncompressed rows DuckDB keeps in memory until a checkpoint (~140 MB at this size)
+# when a backlog keeps the writer from resting.
+CHECKPOINT_THRESHOLD = "64MiB"
 
 # Column types of the events table, in its column order: one per `STORED_FIELDS` entry (one
 # definition, see event.py). Rows are inserted by column name, so the orders may differ.
