@@ -19,6 +19,11 @@ from footfall.store.duckdb import DuckDBStore
 T0 = 1_775_001_600_000_000  # 2026-04-01T00:00:00Z in microseconds
 
 
+def pageview(site_id: int, ts: int, visitor_id: int, pathname: str = "/", event_id: str | None = None) -> Event:
+    return Event(site_id=site_id, ts=ts, received_at=T0, kind="pageview", name="pageview", visitor_id=visitor_id,
+                 source_api="test", pathname=pathname, event_id=event_id)
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -32,9 +37,7 @@ def test_idle_writer_checkpoints_and_loses_nothing(tmp_path: Path, monkeypatch: 
     site = store.add_site("example.com", "UTC", "FF-WRITER1")
     store.checkpoint()
     events = [
-        Event(site_id=site.id, ts=T0 + i * 1_000_000, received_at=T0, kind="pageview", name="pageview",
-              visitor_id=i % 97, source_api="test", pathname=f"/p{i % 13}")
-        for i in range(3000)
+        pageview(site.id, T0 + i * 1_000_000, i % 97, f"/p{i % 13}") for i in range(3000)
     ]
     spool_dir = tmp_path / "spool"
     spool_dir.mkdir()
@@ -69,8 +72,7 @@ def test_caller_derived_event_ids_are_stored_once(tmp_path: Path) -> None:
     sessionizer = Sessionizer(store, 30 * 60_000_000)
 
     def event(minute: int, event_id: str | None) -> bytes:
-        return encode_event(Event(site_id=site.id, ts=T0 + minute * 60_000_000, received_at=T0, kind="pageview",
-                                  name="pageview", visitor_id=7, source_api="test", event_id=event_id))
+        return encode_event(pageview(site.id, T0 + minute * 60_000_000, 7, event_id=event_id))
 
     ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(3)]
     first = load_batch(store, sessionizer, [event(0, ids[0]), event(1, ids[1]), event(1, ids[1]), event(2, None)], [])
@@ -88,11 +90,7 @@ def test_the_tail_of_a_burst_does_not_wait_for_rotation(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "footfall.duckdb")
     site = store.add_site("example.com", "UTC", "FF-WRITER3")
     spool = Spool(tmp_path / "spool", segment_bytes=10 << 20, rotate_seconds=60.0)
-    records = [
-        frame(encode_event(Event(site_id=site.id, ts=T0 + i * 1_000_000, received_at=T0, kind="pageview",
-                                 name="pageview", visitor_id=i % 7, source_api="test", pathname="/")))
-        for i in range(400)
-    ]
+    records = [frame(encode_event(pageview(site.id, T0 + i * 1_000_000, i % 7))) for i in range(400)]
     # A burst: two closed segments of 150 (more than a batch of 100 each) and a tail of 100.
     for lo, hi in ((0, 150), (150, 300)):
         spool.append_sync(b"".join(records[lo:hi]), hi - lo)
@@ -128,9 +126,7 @@ def test_a_steady_stream_is_checkpointed_between_batches(tmp_path: Path, monkeyp
     try:
         for _ in range(300):  # 60,000 events: ~14 MB of log if nothing folded it in
             chunk = [
-                frame(encode_event(Event(site_id=site.id, ts=T0 + (sent + i) * 10_000, received_at=T0, kind="pageview",
-                                         name="pageview", visitor_id=(sent + i) % 500, source_api="test",
-                                         pathname=f"/p{i % 40}")))
+                frame(encode_event(pageview(site.id, T0 + (sent + i) * 10_000, (sent + i) % 500, f"/p{i % 40}")))
                 for i in range(200)
             ]
             spool.append_sync(b"".join(chunk), len(chunk))

@@ -260,13 +260,16 @@ class Spool:
     def closed_bytes(self) -> int:
         """Bytes in closed segments, waiting for the writer."""
         with self._segments_changed:
-            return sum(size for _, _, size in self._closed)
+            return self._closed_bytes_locked()
+
+    def _closed_bytes_locked(self) -> int:
+        return sum(size for _, _, size in self._closed)
 
     def wait_for_bytes(self, nbytes: int, timeout: float) -> None:
         """Wait until closed segments hold at least `nbytes`, the spool closes, or `timeout`."""
         deadline = time.monotonic() + timeout
         with self._segments_changed:
-            while not self._stopping and sum(size for _, _, size in self._closed) < nbytes:
+            while not self._stopping and self._closed_bytes_locked() < nbytes:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return

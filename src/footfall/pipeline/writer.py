@@ -118,7 +118,7 @@ class Writer:
                 if self.store.visit_parts_pending():
                     self._fold_visits()
                 if dirty and (
-                    self.store.wal_bytes() >= CHECKPOINT_WAL_BYTES
+                    self._log_is_large()
                     or time.time() - (self.last_commit_at or 0.0) >= IDLE_CHECKPOINT_AFTER_S
                 ):
                     dirty = not self.store.checkpoint()
@@ -135,7 +135,7 @@ class Writer:
                 sys.setswitchinterval(BEHIND_SWITCH_INTERVAL_S if behind else usual_interval)
                 if loaded < self.batch_events and not self._stop.is_set():
                     rest_until = time.monotonic() + min(MAX_PAUSE_S, PACE * (time.monotonic() - started))
-                    if not behind and self.store.wal_bytes() >= CHECKPOINT_WAL_BYTES:
+                    if not behind and self._log_is_large():
                         dirty = not self.store.checkpoint()  # part of the rest, not added to it
                     self.spool.wait_for_bytes(REST_UNTIL_BYTES, max(0.0, rest_until - time.monotonic()))
             except Exception as exc:  # keep the segments; try again, never drop them
@@ -143,6 +143,10 @@ class Writer:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("writer batch failed (attempt %d); segments kept", failures)
                 time.sleep(min(0.1 * 2**failures, 5.0))
+
+    def _log_is_large(self) -> bool:
+        """The store's log holds enough to be worth a checkpoint in a quiet moment."""
+        return self.store.wal_bytes() >= CHECKPOINT_WAL_BYTES
 
     def _fold_visits(self) -> None:
         try:
