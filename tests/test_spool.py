@@ -1,0 +1,64 @@
+"""The spool's segment files: zero-filled ahead of the records, cut to them when closed, and
+read back whole after a crash that left the zeros (or a torn record before them) behind."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from footfall.pipeline import spool as spool_module
+from footfall.pipeline.spool import SEGMENT_SUFFIX, Spool, frame, read_segment
+
+
+def records(n: int, start: int = 0) -> list[bytes]:
+    return [b'{"site_id":1,"n":%d,"pad":"%s"}' % (i, b"x" * (i % 300)) for i in range(start, start + n)]
+
+
+def test_a_segment_active_at_a_crash_reads_back_every_acknowledged_record(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 64 << 20, 3600.0)  # neither size nor age closes it
+    sent = records(2000)
+    for payload in sent:  # one commit each: the file grows past its zeros several times
+        spool.append_sync(frame(payload))
+    (active,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    crashed = tmp_path / f"crashed{SEGMENT_SUFFIX}"
+    shutil.copyfile(active, crashed)  # the file as a crash right now would leave it
+    spool.close()
+
+    written = sum(len(frame(p)) for p in sent)
+    assert crashed.stat().st_size > written  # zeros after the records
+    assert crashed.read_bytes()[written:].strip(b"\0") == b""
+    read = read_segment(crashed)
+    assert read.records == sent
+    assert read.torn_bytes == 0  # zeros are not a torn record
+
+    # Closing cut the segment to its records.
+    (closed,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    assert closed.stat().st_size == written
+    assert read_segment(closed).records == sent
+
+
+def test_a_torn_record_before_the_zeros_is_dropped_and_reported(tmp_path: Path) -> None:
+    whole = records(5)
+    last = frame(b'{"site_id":1,"n":"the last one"}')
+    path = tmp_path / f"0000000000000001{SEGMENT_SUFFIX}"
+    path.write_bytes(b"".join(frame(p) for p in whole) + last[:-7] + bytes(4096))
+    read = read_segment(path)
+    assert read.records == whole
+    assert read.torn_bytes == len(last) - 7
+
+
+def test_the_zeros_grow_with_the_segment_and_stay_bounded(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 64 << 20, 3600.0)
+    batch = b"".join(frame(p) for p in records(500))
+    sizes = []
+    for _ in range(40):
+        spool.append_sync(batch, 500)
+        (active,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+        sizes.append(active.stat().st_size)
+    spool.close()
+    written = 40 * len(batch)
+    # Zeros ahead double from ZERO_FILL_MIN, then stay at most ZERO_FILL_MAX beyond the records.
+    assert sizes[0] == len(batch) + spool_module.ZERO_FILL_MIN
+    assert sizes[-1] - written <= spool_module.ZERO_FILL_MAX
+    assert len(set(sizes)) < 40  # most commits overwrote zeros: the file did not grow each time
+    assert spool.records_written == 40 * 500
