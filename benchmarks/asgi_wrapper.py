@@ -3,7 +3,7 @@
     python benchmarks/asgi_wrapper.py --data-dir D --port P
 
 Builds the app exactly as `footfall serve` does (footfall/server.py: settings, logging,
-`Runtime`, `create_app`, the same uvicorn options) and wraps it in an ASGI callable that
+`Runtime`, `create_app`, the same uvicorn options and protocol) and wraps it in an ASGI callable that
 answers `POST /bare` itself: read the whole body, send 202 with an empty body. Everything
 else, lifespan included, goes to Footfall. So the bare route and the ingest routes share the
 process, the event loop, uvicorn, the settings and the background threads (spool committer,
@@ -21,7 +21,7 @@ from footfall import log as logsetup
 from footfall.app import create_app
 from footfall.config import load_settings
 from footfall.runtime import Runtime
-from footfall.server import UVICORN_OPTIONS
+from footfall.server import uvicorn_options
 
 BARE_PATH = "/bare"
 _BARE_START = {
@@ -62,7 +62,8 @@ def main() -> None:
     logsetup.setup(settings.log_level, settings.log_path)
     rt = Runtime(settings)
     try:
-        uvicorn.run(wrap(create_app(rt)), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+        app = create_app(rt)
+        uvicorn.run(wrap(app), host=settings.host, port=settings.port, **uvicorn_options(app))
     finally:
         rt.close()
 

@@ -12,6 +12,8 @@ from footfall import manage
 from footfall.api.auth import SCOPES
 from footfall.app import create_app
 from footfall.config import Settings
+from footfall.ingest.asgi import FastIngest
+from footfall.ingest.protocol import ingest_protocol
 from footfall.runtime import Runtime
 
 DEMO_DOMAIN = "example.com"
@@ -25,6 +27,12 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": False,
     "timeout_graceful_shutdown": 10,
 }
+
+
+def uvicorn_options(app: FastIngest) -> dict[str, Any]:
+    """How uvicorn serves `app`: UVICORN_OPTIONS, and the protocol that answers the common
+    ingest request below ASGI (see ingest/protocol.py)."""
+    return {**UVICORN_OPTIONS, "http": ingest_protocol(app)}
 
 
 def create_demo(rt: Runtime) -> str | None:
@@ -55,6 +63,7 @@ def run_server(settings: Settings) -> None:
             console.print("              no accounts yet: the first visit asks for the owner account")
         console.print(f"  API docs    {base}/api/openapi.json")
         console.print(f"  health      {base}/healthz  {base}/readyz")
-        uvicorn.run(create_app(rt), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+        app = create_app(rt)
+        uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(app))
     finally:
         rt.close()  # already done by the app's shutdown, unless start-up failed

@@ -67,26 +67,56 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def admit(rt: Runtime, route: IngestRoute, peer: str | None, headers: Mapping[str, str]) -> str:
+    """What is checked before the body is read: the caller's IP (returned), its rate and the
+    declared body length. Raises IngestError."""
+    ip = client_ip(peer, headers.get("x-forwarded-for"), rt.settings.trusted_networks)
+    if route.rate_limited:
+        check_rate(rt, ip)
+    check_declared_length(headers, route.max_body)
+    return ip
+
+
+Answer = tuple[int, bytes, dict[str, str]]  # status, body, headers beyond content-length/-type
+
+
+def accepted_answer(route: IngestRoute, accepted: Accepted) -> Answer:
+    extra = dict(route.headers or {})
+    if accepted.content_type is not None:  # else JSON, as every error body is
+        extra["content-type"] = accepted.content_type
+    return accepted.status, accepted.body, extra
+
+
+def refused_answer(route: IngestRoute, exc: IngestError) -> Answer:
+    return exc.status, route.error_body(exc), {**(route.headers or {}), **exc.headers}
+
+
+INTERNAL_ERROR: Answer = (500, IngestError(500, "internal error").body(), {})
+
+
+def response_headers(body: bytes, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-length", str(len(body)).encode())]
+    if extra:
+        headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+    if "content-type" not in extra:
+        headers.append((b"content-type", b"application/json"))
+    return headers
+
+
 async def run_route(
     rt: Runtime, route: IngestRoute, peer: str | None, headers: Mapping[str, str], receive: Receive
-) -> tuple[int, bytes, dict[str, str]]:
+) -> Answer:
     """Rate limit, read the body within its limit, do the work and wait until what it
-    accepted is durable: (status, body, headers). One coroutine on purpose: every await
-    level costs a frame and a resumption per request on the hot path."""
+    accepted is durable. One coroutine on purpose: every await level costs a frame and a
+    resumption per request on the hot path."""
     try:
-        ip = client_ip(peer, headers.get("x-forwarded-for"), rt.settings.trusted_networks)
-        if route.rate_limited:
-            check_rate(rt, ip)
-        check_declared_length(headers, route.max_body)
+        ip = admit(rt, route, peer, headers)
         accepted = route.work(ip, headers, await read_body(receive, route.max_body))
         if accepted.durable is not None:
             await accepted.durable
-        extra = dict(route.headers or {})
-        if accepted.content_type is not None:  # else JSON, as every error body is
-            extra["content-type"] = accepted.content_type
-        return accepted.status, accepted.body, extra
+        return accepted_answer(route, accepted)
     except IngestError as exc:
-        return exc.status, route.error_body(exc), {**(route.headers or {}), **exc.headers}
+        return refused_answer(route, exc)
 
 
 class FastIngest:
@@ -119,11 +149,6 @@ class FastIngest:
             status, body, extra = await run_route(self.rt, route, client[0] if client else None, headers, receive)
         except Exception:  # a bug, not bad input: answer like every other path does
             log.exception("ingest failed")
-            status, body, extra = 500, IngestError(500, "internal error").body(), {}
-        response_headers = [(b"content-length", str(len(body)).encode())]
-        if extra:
-            response_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-        if "content-type" not in extra:
-            response_headers.append((b"content-type", b"application/json"))
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+            status, body, extra = INTERNAL_ERROR
+        await send({"type": "http.response.start", "status": status, "headers": response_headers(body, extra)})
         await send({"type": "http.response.body", "body": body})
