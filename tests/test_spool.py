@@ -49,16 +49,21 @@ def test_a_torn_record_before_the_zeros_is_dropped_and_reported(tmp_path: Path) 
 
 def test_the_zeros_grow_with_the_segment_and_stay_bounded(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", 64 << 20, 3600.0)
-    batch = b"".join(frame(p) for p in records(500))
+    group = b"".join(frame(p) for p in records(20))  # a group of single records: ~4 KB
     sizes = []
-    for _ in range(40):
-        spool.append_sync(batch, 500)
+    for _ in range(1000):
+        spool.append_sync(group, 20)
         (active,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
         sizes.append(active.stat().st_size)
-    spool.close()
-    written = 40 * len(batch)
+    written = 1000 * len(group)
     # Zeros ahead double from ZERO_FILL_MIN, then stay at most ZERO_FILL_MAX beyond the records.
-    assert sizes[0] == len(batch) + spool_module.ZERO_FILL_MIN
-    assert sizes[-1] - written <= spool_module.ZERO_FILL_MAX
-    assert len(set(sizes)) < 40  # most commits overwrote zeros: the file did not grow each time
-    assert spool.records_written == 40 * 500
+    assert sizes[0] == len(group) + spool_module.ZERO_FILL_MIN
+    assert 0 < sizes[-1] - written <= spool_module.ZERO_FILL_MAX
+    assert len(set(sizes)) < 20  # most commits overwrote zeros: the file did not grow each time
+    # A batch-sized commit past the zeros grows the file by itself alone, with no zeros.
+    big = b"".join(frame(p) for p in records(2000))
+    spool.append_sync(big * (spool_module.ZERO_FILL_MAX // len(big) + 2), 1)
+    (active,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    assert active.stat().st_size == written + len(big) * (spool_module.ZERO_FILL_MAX // len(big) + 2)
+    spool.close()
+    assert spool.records_written == 1000 * 20 + 1

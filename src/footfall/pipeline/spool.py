@@ -4,10 +4,10 @@ Framing of one record: 4-byte little-endian payload length, 4-byte CRC32 of the 
 payload (a JSON `Event`). Records are only appended, so damage can only be a torn tail, which
 `read_segment` detects, reports and drops.
 
-Segment files are zero-filled ahead of the records (`_Segment.zeroed`), so a commit overwrites
-blocks the file already has and `fdatasync` flushes only the data. An append that grows the
-file also commits its new size and blocks to the file system's journal: ~150-190 us a sync
-here against ~90-110 (benchmarks/bench_spool.py). Zeros after the last record are not data:
+Segment files are zero-filled ahead of the records (`_Segment.zeroed`), so a small commit
+overwrites blocks the file already has and `fdatasync` flushes only the data. An append that
+grows the file also commits its new size and blocks to the file system's journal: ~150-190 us
+a sync here against ~90-110 (benchmarks/bench_spool.py). Zeros after the last record are not data:
 no record has an empty payload, so the zero-length header they read as ends a segment. A
 closed segment is cut to its records.
 
@@ -68,11 +68,11 @@ def read_segment(path: Path) -> SegmentRead:
 Done = Callable[[BaseException | None], None]
 
 
-# A new segment is zero-filled this far; when a commit would pass the zeros, as far again
-# (doubling, up to ZERO_FILL_MAX at a time). A quiet site's segments thus stay small, and a
-# busy one's pays the slower, file-growing commit a few times a segment.
+# A small commit past the zeros fills this far ahead of it, then as far again as the file
+# is long (doubling, up to ZERO_FILL_MAX at a time). A quiet site's segments thus stay small,
+# and a busy one's pays the slower, file-growing commit a few times a segment.
 ZERO_FILL_MIN = 64 << 10
-ZERO_FILL_MAX = 4 << 20
+ZERO_FILL_MAX = 1 << 20
 _ZEROS = memoryview(bytes(ZERO_FILL_MAX))
 
 
@@ -196,13 +196,17 @@ class Spool:
         with self._io_lock:
             seg = self._active or self._open_segment()
             end = seg.size + len(data)
-            if end > seg.zeroed:  # grow the file past the records: this commit syncs its size
+            if end > seg.zeroed and len(data) < ZERO_FILL_MIN:
+                # Grow the file past the records: this commit syncs its size, the next ones
+                # need not. A large commit (a batch) just grows the file: writing its bytes
+                # twice would cost more than the journal commit it saves.
                 ahead = min(ZERO_FILL_MAX, max(ZERO_FILL_MIN, seg.zeroed))
                 _pwrite_all(seg.fd, _ZEROS[:ahead], end)
                 seg.zeroed = end + ahead
             _pwrite_all(seg.fd, data, seg.size)
-            os.fdatasync(seg.fd)  # the file's blocks and size are synced already: the data alone
+            os.fdatasync(seg.fd)  # where the records overwrote zeros: the data alone
             seg.size = end
+            seg.zeroed = max(seg.zeroed, end)
             self.fsyncs += 1
             self.records_written += count
             if seg.size >= self.segment_bytes:
