@@ -113,11 +113,16 @@ def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
             client = self.client
             try:
                 ip = admit(rt, route, client[0] if client else None, fields)
-            except IngestError as exc:
+            except Exception as exc:
                 # Answered before the body, which is then read and dropped, as uvicorn does
-                # when an ASGI app answers early.
+                # when an ASGI app answers early. (Raising here would reach the client as
+                # uvicorn's 400 for a malformed request, and close the connection.)
                 self._ingest = _Request(route, fields, "", exchange)
-                self._answer(exchange, refused_answer(route, exc))
+                if isinstance(exc, IngestError):
+                    self._answer(exchange, refused_answer(route, exc))
+                else:  # a bug, not bad input: answer like every other path does
+                    log.exception("ingest failed")
+                    self._answer(exchange, INTERNAL_ERROR)
                 return
             self._ingest = _Request(route, fields, ip, exchange)
 
