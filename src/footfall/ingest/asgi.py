@@ -3,7 +3,9 @@
 DESIGN allows this when the framework costs more than a third against a bare handler: the
 ingest benchmark measured Litestar's routing, signature parsing and response machinery at
 more than half of single-record ingest time. Every other path, and the OpenAPI description
-of these routes, stays with Litestar.
+of these routes, stays with Litestar. The common ingest request does not even reach this:
+ingest/protocol.py answers it below ASGI, with the same checks and answers (`admit`,
+`accepted_answer`, `refused_answer`, `response_headers`); this serves the rest.
 """
 
 from __future__ import annotations
