@@ -72,6 +72,12 @@ class Conn:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
 
 def records_written(site: Site) -> int:
     return int(httpx.get(site.server.url + "/readyz", timeout=5).json()["spool"]["records_written"])
@@ -79,22 +85,18 @@ def records_written(site: Site) -> int:
 
 def test_many_requests_on_one_keep_alive_connection(site: Site) -> None:
     before = records_written(site)
-    conn = Conn(site)
-    try:
+    with Conn(site) as conn:
         for n in range(50):
             conn.send(request(site, body(n)))
             status, headers, content = conn.response()
             assert (status, content) == (202, b"")
             assert headers["content-type"] == "application/json" and "date" in headers
-    finally:
-        conn.close()
     assert records_written(site) - before == 50
 
 
 def test_pipelined_requests_of_every_kind_are_answered_in_order(site: Site) -> None:
     before = records_written(site)
-    conn = Conn(site)
-    try:
+    with Conn(site) as conn:
         conn.send(
             request(site, body(1))  # answered by the protocol, after its sync
             + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # Litestar, queued behind it
@@ -103,8 +105,6 @@ def test_pipelined_requests_of_every_kind_are_answered_in_order(site: Site) -> N
             + request(site, body(3))
         )
         answers = [conn.response() for _ in range(5)]
-    finally:
-        conn.close()
     assert [a[0] for a in answers] == [202, 200, 422, 202, 202]
     assert json.loads(answers[1][2])["status"] == "ok"
     assert json.loads(answers[2][2])["field"] == "timestamp"
@@ -112,8 +112,7 @@ def test_pipelined_requests_of_every_kind_are_answered_in_order(site: Site) -> N
 
 
 def test_a_body_over_the_limit_is_refused_and_the_connection_goes_on(site: Site) -> None:
-    conn = Conn(site)
-    try:
+    with Conn(site) as conn:
         big = b'{"url": "' + b"a" * (70 * 1024) + b'"}'
         conn.send(request(site, big))  # declared too long: refused before the body is read
         status, _, content = conn.response()
@@ -128,52 +127,38 @@ def test_a_body_over_the_limit_is_refused_and_the_connection_goes_on(site: Site)
         assert conn.response()[0] == 413
         conn.send(request(site, body(2)))
         assert conn.response()[0] == 202
-    finally:
-        conn.close()
 
 
 def test_refusals_before_the_body_keep_the_connection(site: Site) -> None:
-    conn = Conn(site)
-    try:
+    with Conn(site) as conn:
         bad_token = request(site, body(1)).replace(site.token.encode(), b"ff_wrong")
         conn.send(bad_token)
         status, _, content = conn.response()
         assert status == 401 and json.loads(content)["error"]
         conn.send(request(site, body(2)))
         assert conn.response()[0] == 202
-    finally:
-        conn.close()
 
 
 def test_http_1_0_and_expect_continue_take_the_asgi_way(site: Site) -> None:
-    conn = Conn(site)
-    try:
+    with Conn(site) as conn:
         conn.send(request(site, body(1), version="1.0"))
         status, _, _ = conn.response()
         assert status == 202
         assert conn.closed_by_server()  # HTTP/1.0 without keep-alive
-    finally:
-        conn.close()
-    conn = Conn(site)
-    try:
+    with Conn(site) as conn:
         payload = body(2)
         conn.send(request(site, b"", extra="Expect: 100-continue\r\n", length=len(payload)))
         assert conn.response()[0] == 100
         conn.send(payload)
         assert conn.response()[0] == 202
-    finally:
-        conn.close()
 
 
 def test_connection_close_is_honoured(site: Site) -> None:
-    conn = Conn(site)
-    try:
+    with Conn(site) as conn:
         conn.send(request(site, body(1), extra="Connection: close\r\n"))
         status, headers, _ = conn.response()
         assert status == 202 and headers.get("connection") == "close"
         assert conn.closed_by_server()
-    finally:
-        conn.close()
 
 
 def test_a_client_gone_before_its_answer_loses_nothing_else(site: Site) -> None:
@@ -181,12 +166,9 @@ def test_a_client_gone_before_its_answer_loses_nothing_else(site: Site) -> None:
     for n in range(20):  # sent, and the socket closed without reading the answer
         with socket.create_connection(("127.0.0.1", site.server.port), timeout=5) as sock:
             sock.sendall(request(site, body(n)))
-    conn = Conn(site)
-    try:
+    with Conn(site) as conn:
         conn.send(request(site, body(99)))
         assert conn.response()[0] == 202
-    finally:
-        conn.close()
     # What was received whole was accepted: the records are there, whether or not the
     # client stayed for its answer.
     assert records_written(site) - before == 21

@@ -14,7 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
-from footfall.ingest.http import Accepted, IngestError, check_declared_length, client_ip, refuse_if_limited
+from footfall.ingest.http import (
+    Accepted,
+    IngestError,
+    body_too_large,
+    check_declared_length,
+    client_ip,
+    refuse_if_limited,
+)
 from footfall.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -61,7 +68,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise IngestError(413, f"request body is larger than {limit} bytes")
+            raise body_too_large(limit)
         if not message.get("more_body") and not chunks:
             return chunk  # the usual case: the whole body in one message
         chunks.append(chunk)

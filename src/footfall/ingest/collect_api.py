@@ -28,6 +28,7 @@ from footfall.event import AI_FETCH, DROP_BOT, DROPPED, PAGEVIEW
 from footfall.ingest.http import (
     Accepted,
     IngestError,
+    body_too_large,
     canonical_ip,
     decode_json,
     require_json,
@@ -106,7 +107,7 @@ def collect(rt: Runtime, kind: Literal["pageview", "event"], caller_ip: str, hea
     token = auth.authorize(rt.tokens, headers, auth.SCOPE_COLLECT_WRITE)
     require_json(headers)
     if len(body) > MAX_BODY:
-        raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
+        raise body_too_large(MAX_BODY)
     record: CollectPageview = decode_json(body, CollectEvent if kind == "event" else CollectPageview)
     site = rt.sites.by_tracking_id(record.tracking_id)
     if site is None:

@@ -119,10 +119,14 @@ def require_json(headers: Mapping[str, str]) -> None:
         raise IngestError(415, "Content-Type must be application/json")
 
 
+def body_too_large(limit: int) -> IngestError:
+    return IngestError(413, f"request body is larger than {limit} bytes")
+
+
 def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
     declared = headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise IngestError(413, f"request body is larger than {limit} bytes")
+        raise body_too_large(limit)
 
 
 _MISSING = re.compile(r"missing required field `([^`]+)`")

@@ -32,7 +32,7 @@ from footfall.ingest.asgi import (
     refused_answer,
     response_headers,
 )
-from footfall.ingest.http import Accepted, IngestError
+from footfall.ingest.http import Accepted, IngestError, body_too_large
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,15 @@ class _Request:
         self.chunks: list[bytes] = []
         self.size = 0
         self.exchange = exchange
+
+
+def _failure_answer(route: IngestRoute, exc: Exception) -> Answer:
+    """The contract's refusal of bad input; for anything else (a bug), a logged 500, as
+    every other path answers."""
+    if isinstance(exc, IngestError):
+        return refused_answer(route, exc)
+    log.error("ingest failed", exc_info=exc)
+    return INTERNAL_ERROR
 
 
 def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
@@ -118,11 +127,7 @@ def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
                 # when an ASGI app answers early. (Raising here would reach the client as
                 # uvicorn's 400 for a malformed request, and close the connection.)
                 self._ingest = _Request(route, fields, "", exchange)
-                if isinstance(exc, IngestError):
-                    self._answer(exchange, refused_answer(route, exc))
-                else:  # a bug, not bad input: answer like every other path does
-                    log.exception("ingest failed")
-                    self._answer(exchange, INTERNAL_ERROR)
+                self._answer(exchange, _failure_answer(route, exc))
                 return
             self._ingest = _Request(route, fields, ip, exchange)
 
@@ -135,12 +140,8 @@ def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
                 return  # answered already: the rest of the body is dropped
             request.size += len(body)
             if request.size > request.route.max_body:
-                limit = request.route.max_body
                 request.chunks = []
-                self._answer(
-                    request.exchange,
-                    refused_answer(request.route, IngestError(413, f"request body is larger than {limit} bytes")),
-                )
+                self._answer(request.exchange, refused_answer(request.route, body_too_large(request.route.max_body)))
                 return
             request.chunks.append(body)
 
@@ -158,12 +159,8 @@ def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             try:
                 accepted = route.work(request.ip, request.headers, body)
-            except IngestError as exc:
-                self._answer(exchange, refused_answer(route, exc))
-                return
-            except Exception:  # a bug, not bad input: answer like every other path does
-                log.exception("ingest failed")
-                self._answer(exchange, INTERNAL_ERROR)
+            except Exception as exc:
+                self._answer(exchange, _failure_answer(route, exc))
                 return
             durable = accepted.durable
             if durable is None:
@@ -172,10 +169,10 @@ def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
                 durable.add_done_callback(lambda future: self._answer_durable(exchange, route, accepted, future))
 
         def _answer_durable(self, exchange: _Exchange, route: IngestRoute, accepted: Accepted, future: Any) -> None:
-            if future.cancelled() or future.exception() is not None:
-                if not future.cancelled():
-                    log.error("ingest failed", exc_info=future.exception())
+            if future.cancelled():
                 self._answer(exchange, INTERNAL_ERROR)
+            elif (error := future.exception()) is not None:
+                self._answer(exchange, _failure_answer(route, error))
             else:
                 self._answer(exchange, accepted_answer(route, accepted))
 

@@ -28,6 +28,7 @@ from footfall.enrich import bots, urls
 from footfall.ingest.http import (
     Accepted,
     IngestError,
+    body_too_large,
     canonical_ip,
     decode_json,
     refuse_if_limited,
@@ -65,7 +66,7 @@ OK = msgspec.json.encode(PublicResult(ok=True))
 def check_browser_body(headers: Mapping[str, str], body: bytes) -> None:
     """Size and type of a body a page may send: JSON, possibly labelled text/plain."""
     if len(body) > MAX_BODY:
-        raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
+        raise body_too_large(MAX_BODY)
     media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in _JSON_TYPES:
         raise IngestError(415, "Content-Type must be application/json (or text/plain, as sendBeacon sends)")

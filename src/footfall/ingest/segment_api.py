@@ -27,7 +27,7 @@ import msgspec
 
 from footfall.enrich import urls
 from footfall.ingest import sdk
-from footfall.ingest.http import Accepted, IngestError, decode_json, require_json, visitor_address
+from footfall.ingest.http import Accepted, IngestError, body_too_large, decode_json, require_json, visitor_address
 from footfall.ingest.model import Hit
 from footfall.ingest.server_api import MAX_BATCH_BODY, now_us
 from footfall.meta import Site
@@ -78,7 +78,7 @@ def ingest_batch(rt: Runtime, caller_ip: str, headers: Mapping[str, str], body: 
     if headers.get("content-encoding", "").strip().lower() == "gzip":  # the libraries' gzip option
         body = sdk.gunzip(body, MAX_BODY)
     if len(body) > MAX_BODY:
-        raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
+        raise body_too_large(MAX_BODY)
     envelope: SegmentBatch = decode_json(body, SegmentBatch)
     key = _basic_user(headers.get("authorization")) or envelope.writeKey
     if not key:

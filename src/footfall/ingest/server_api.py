@@ -21,6 +21,7 @@ from footfall.event import Event
 from footfall.ingest.http import (
     Accepted,
     IngestError,
+    body_too_large,
     canonical_ip,
     check_declared_length,
     decode_json,
@@ -169,7 +170,7 @@ def ingest_one(rt: Runtime, kind: str, headers: Mapping[str, str], body: bytes) 
     token = authorize(rt, headers)
     require_json(headers)
     if len(body) > MAX_BODY:
-        raise IngestError(413, f"request body is larger than {MAX_BODY} bytes")
+        raise body_too_large(MAX_BODY)
     record = decode_json(body, ServerRecord)
     event = rt.enricher.enrich(to_hit(rt, record, kind, token, now_us()))
     return Accepted(None if event is None else rt.accept([event]), b"")
@@ -179,7 +180,7 @@ def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Accept
     token = authorize(rt, headers)
     require_json(headers)
     if len(body) > MAX_BATCH_BODY:
-        raise IngestError(413, f"request body is larger than {MAX_BATCH_BODY} bytes")
+        raise body_too_large(MAX_BATCH_BODY)
     raw = decode_json(body, list[msgspec.Raw] | BatchEnvelope)
     items: list[msgspec.Raw] = raw.events if isinstance(raw, BatchEnvelope) else raw
     if len(items) > MAX_BATCH_RECORDS:
