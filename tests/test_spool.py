@@ -3,6 +3,7 @@ read back whole after a crash that left the zeros (or a torn record before them)
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -67,3 +68,32 @@ def test_the_zeros_grow_with_the_segment_and_stay_bounded(tmp_path: Path) -> Non
     assert active.stat().st_size == written + len(big) * (spool_module.ZERO_FILL_MAX // len(big) + 2)
     spool.close()
     assert spool.records_written == 1000 * 20 + 1
+
+
+class CountingSpool(Spool):
+    """A real spool that also keeps the record counts it was handed, one per hand-over."""
+
+    handed: list[int]
+
+    def submit(self, framed: bytes, done: spool_module.Done, count: int = 1) -> None:
+        self.handed.append(count)
+        super().submit(framed, done, count)
+
+
+def test_one_pass_of_the_loop_hands_its_records_over_in_groups(tmp_path: Path) -> None:
+    spool = CountingSpool(tmp_path / "spool", 64 << 20, 3600.0)
+    spool.handed = []
+    per_group = spool_module.LOOP_GROUP_RECORDS
+    sent = records(2 * per_group + 5)
+
+    async def one_pass() -> None:
+        # No await between the appends: they all happen in one pass of the loop.
+        futures = [spool.append(frame(p)) for p in sent]
+        await asyncio.gather(*futures)
+
+    asyncio.run(one_pass())
+    spool.close()
+    assert spool.handed == [per_group, per_group, 5]  # the first two while the pass went on
+    (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    assert read_segment(segment).records == sent  # in order, each once
+    assert spool.records_written == len(sent)
