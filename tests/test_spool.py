@@ -7,6 +7,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
+
 from footfall.pipeline import spool as spool_module
 from footfall.pipeline.spool import SEGMENT_SUFFIX, Spool, frame, read_segment
 
@@ -97,3 +99,19 @@ def test_one_pass_of_the_loop_hands_its_records_over_in_groups(tmp_path: Path) -
     (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
     assert read_segment(segment).records == sent  # in order, each once
     assert spool.records_written == len(sent)
+
+
+def test_a_kernel_that_refuses_synced_writes_gets_write_then_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pwritev flag this kernel does not know is refused (EOPNOTSUPP), as RWF_DSYNC is by
+    # kernels before 4.7: the spool falls back to pwrite + fdatasync, and loses nothing.
+    monkeypatch.setattr(spool_module, "_rwf_dsync", 1 << 30)
+    spool = Spool(tmp_path / "spool", 64 << 20, 3600.0)
+    sent = records(50)
+    for payload in sent:
+        spool.append_sync(frame(payload))
+    assert spool_module._rwf_dsync is None
+    spool.close()
+    (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    assert read_segment(segment).records == sent
