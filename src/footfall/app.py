@@ -55,7 +55,7 @@ _PREFLIGHT = {
 }
 
 
-def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response[bytes]:
+def _json(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response[bytes]:
     return Response(content=body, status_code=status, media_type="application/json", headers=headers)
 
 

@@ -5,7 +5,7 @@ ingest benchmark measured Litestar's routing, signature parsing and response mac
 more than half of single-record ingest time. Every other path, and the OpenAPI description
 of these routes, stays with Litestar. The common ingest request does not even reach this:
 ingest/protocol.py answers it below ASGI, with the same checks and answers (`admit`,
-`accepted_answer`, `refused_answer`, `response_headers`); this serves the rest.
+`accepted_answer`, `failure_answer`, `response_headers`); this serves the rest.
 """
 
 from __future__ import annotations
@@ -86,21 +86,30 @@ def admit(rt: Runtime, route: IngestRoute, peer: str | None, headers: Mapping[st
     return ip
 
 
-Answer = tuple[int, bytes, dict[str, str]]  # status, body, headers beyond content-length/-type
+Answer = tuple[int, bytes, Mapping[str, str]]  # status, body, headers beyond content-length/-type
+_NO_HEADERS: Mapping[str, str] = {}
 
 
 def accepted_answer(route: IngestRoute, accepted: Accepted) -> Answer:
-    extra = dict(route.headers or {})
-    if accepted.content_type is not None:  # else JSON, as every error body is
-        extra["content-type"] = accepted.content_type
-    return accepted.status, accepted.body, extra
+    if accepted.content_type is None:  # JSON, as every error body is: the route's headers as they are
+        return accepted.status, accepted.body, route.headers or _NO_HEADERS
+    return accepted.status, accepted.body, {**(route.headers or {}), "content-type": accepted.content_type}
 
 
 def refused_answer(route: IngestRoute, exc: IngestError) -> Answer:
     return exc.status, route.error_body(exc), {**(route.headers or {}), **exc.headers}
 
 
-INTERNAL_ERROR: Answer = (500, IngestError(500, "internal error").body(), {})
+INTERNAL_ERROR: Answer = (500, IngestError(500, "internal error").body(), _NO_HEADERS)
+
+
+def failure_answer(route: IngestRoute, exc: Exception) -> Answer:
+    """The contract's refusal of bad input; for anything else (a bug), a logged 500, as
+    every other path answers."""
+    if isinstance(exc, IngestError):
+        return refused_answer(route, exc)
+    log.error("ingest failed", exc_info=exc)
+    return INTERNAL_ERROR
 
 
 def response_headers(body: bytes, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
@@ -124,8 +133,8 @@ async def run_route(
         if accepted.durable is not None:
             await accepted.durable
         return accepted_answer(route, accepted)
-    except IngestError as exc:
-        return refused_answer(route, exc)
+    except Exception as exc:
+        return failure_answer(route, exc)
 
 
 class FastIngest:
@@ -154,10 +163,6 @@ class FastIngest:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
-        try:
-            status, body, extra = await run_route(self.rt, route, client[0] if client else None, headers, receive)
-        except Exception:  # a bug, not bad input: answer like every other path does
-            log.exception("ingest failed")
-            status, body, extra = INTERNAL_ERROR
+        status, body, extra = await run_route(self.rt, route, client[0] if client else None, headers, receive)
         await send({"type": "http.response.start", "status": status, "headers": response_headers(body, extra)})
         await send({"type": "http.response.body", "body": body})

@@ -17,7 +17,6 @@ pipelined behind it waits its turn in uvicorn's queue.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -29,12 +28,11 @@ from footfall.ingest.asgi import (
     IngestRoute,
     accepted_answer,
     admit,
+    failure_answer,
     refused_answer,
     response_headers,
 )
-from footfall.ingest.http import Accepted, IngestError, body_too_large
-
-log = logging.getLogger(__name__)
+from footfall.ingest.http import Accepted, body_too_large
 
 
 class _NoEvent:
@@ -70,15 +68,6 @@ class _Request:
         self.chunks: list[bytes] = []
         self.size = 0
         self.exchange = exchange
-
-
-def _failure_answer(route: IngestRoute, exc: Exception) -> Answer:
-    """The contract's refusal of bad input; for anything else (a bug), a logged 500, as
-    every other path answers."""
-    if isinstance(exc, IngestError):
-        return refused_answer(route, exc)
-    log.error("ingest failed", exc_info=exc)
-    return INTERNAL_ERROR
 
 
 def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
@@ -127,7 +116,7 @@ def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
                 # when an ASGI app answers early. (Raising here would reach the client as
                 # uvicorn's 400 for a malformed request, and close the connection.)
                 self._ingest = _Request(route, fields, "", exchange)
-                self._answer(exchange, _failure_answer(route, exc))
+                self._answer(exchange, failure_answer(route, exc))
                 return
             self._ingest = _Request(route, fields, ip, exchange)
 
@@ -160,7 +149,7 @@ def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
             try:
                 accepted = route.work(request.ip, request.headers, body)
             except Exception as exc:
-                self._answer(exchange, _failure_answer(route, exc))
+                self._answer(exchange, failure_answer(route, exc))
                 return
             durable = accepted.durable
             if durable is None:
@@ -172,7 +161,7 @@ def ingest_protocol(fast: FastIngest) -> type[HttpToolsProtocol]:
             if future.cancelled():
                 self._answer(exchange, INTERNAL_ERROR)
             elif (error := future.exception()) is not None:
-                self._answer(exchange, _failure_answer(route, error))
+                self._answer(exchange, failure_answer(route, error))
             else:
                 self._answer(exchange, accepted_answer(route, accepted))
 
