@@ -166,10 +166,10 @@ class Server:
             time.sleep(0.05)
 
     def rss_kb(self) -> int:
-        return proc_status(self.pid, "VmRSS")
+        return tree_status(self.pid, "VmRSS")
 
     def hwm_kb(self) -> int:
-        return proc_status(self.pid, "VmHWM")
+        return tree_status(self.pid, "VmHWM")
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
@@ -227,19 +227,45 @@ def proc_status(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants. The server's child (the spool's sync helper) is part
+    of the server: its memory and CPU count with the server's."""
+    tree = [pid]
+    for member in tree:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{member}/task"):
+                with contextlib.suppress(OSError), open(f"/proc/{member}/task/{task}/children") as fh:
+                    tree += [int(child) for child in fh.read().split()]
+    return tree
+
+
+def tree_status(pid: int, key: str) -> int:
+    """A /proc status figure (VmRSS, VmHWM) summed over the process tree (for VmHWM, an upper
+    bound: the members' peaks need not coincide)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, KeyError):
+            total += proc_status(member, key)
+    return total
+
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    """User + system CPU time of a process tree (all threads, children included)."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{member}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
 
 
 @dataclass
 class RssSampler:
-    """Samples a process's VmRSS every `interval` seconds on a background thread."""
+    """Samples a process tree's VmRSS every `interval` seconds on a background thread."""
 
     pid: int
     interval: float = 0.1
@@ -256,7 +282,7 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(OSError, KeyError):
-                kb = proc_status(self.pid, "VmRSS")
+                kb = tree_status(self.pid, "VmRSS")
                 self.samples.append(kb)
                 self.peak_kb = max(self.peak_kb, kb)
             self._stop.wait(self.interval)

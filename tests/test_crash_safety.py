@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -203,6 +204,46 @@ def test_sigkill_mid_stream_loses_no_acked_event_and_duplicates_none(site: Site)
     assert not never_sent_but_stored, f"events never sent are stored: {sorted(never_sent_but_stored)[:10]}"
     assert ledger_rows(server.data_dir) == []
     assert not list((server.data_dir / "spool").glob("*.seg"))
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":  # exited; a zombie only until init reaps it
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_sync_helper_goes_with_the_server_however_it_stops(site: Site) -> None:
+    """The spool's sync helper (a child process) never outlives the server: not after a
+    graceful stop, not after kill -9, and the records it synced are all there."""
+    server = site.server
+    for n, how in enumerate(("kill", "stop")):
+        if server.proc is None:
+            server.start()
+        assert server.proc is not None
+        r = site.post("/api/ingest/server/pageview", record(n, recent()))
+        assert r.status_code == 202
+        (helper,) = children(server.proc.pid)
+        assert "sync_process.py" in Path(f"/proc/{helper}/cmdline").read_text()
+        server.kill() if how == "kill" else server.stop()
+        assert gone_within(helper, 10), f"the sync helper outlived the server ({how})"
+    server.start()
+    server.wait_drained()
+    server.stop()
+    assert stored_paths(server.data_dir, "/p/") == Counter({"/p/0": 1, "/p/1": 1})
 
 
 # -- torn segments ------------------------------------------------------------------------

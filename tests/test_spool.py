@@ -4,12 +4,15 @@ read back whole after a crash that left the zeros (or a torn record before them)
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 
 from footfall.pipeline import spool as spool_module
+from footfall.pipeline import syncer
 from footfall.pipeline.spool import SEGMENT_SUFFIX, Spool, frame, read_segment
 
 
@@ -73,13 +76,13 @@ def test_the_zeros_grow_with_the_segment_and_stay_bounded(tmp_path: Path) -> Non
 
 
 class CountingSpool(Spool):
-    """A real spool that also keeps the record counts it was handed, one per hand-over."""
+    """A real spool that also keeps the record counts it writes, one per group."""
 
     handed: list[int]
 
-    def submit(self, framed: bytes, done: spool_module.Done, count: int = 1) -> None:
+    def _write(self, data: bytes, count: int, seq: int = 0) -> None:
         self.handed.append(count)
-        super().submit(framed, done, count)
+        super()._write(data, count, seq)
 
 
 def test_one_pass_of_the_loop_hands_its_records_over_in_groups(tmp_path: Path) -> None:
@@ -113,5 +116,116 @@ def test_a_kernel_that_refuses_synced_writes_gets_write_then_sync(
         spool.append_sync(frame(payload))
     assert spool_module._rwf_dsync is None
     spool.close()
+    (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    assert read_segment(segment).records == sent
+
+
+def helper_pid(spool: Spool) -> int:
+    helper = spool._helper
+    assert helper is not None, "the loop's groups go through a sync helper"
+    return helper.process.pid
+
+
+def test_loop_groups_are_synced_by_a_helper_process_that_stops_with_the_spool(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 64 << 20, 3600.0)
+    sent = records(500)
+    pids: list[int] = []
+
+    async def stream() -> None:
+        for i in range(0, len(sent), 7):  # a pass of the loop per 7 records
+            await asyncio.gather(*(spool.append(frame(p)) for p in sent[i : i + 7]))
+            pids.append(helper_pid(spool))
+
+    asyncio.run(stream())
+    assert len(set(pids)) == 1  # one helper for the whole stream
+    assert spool.fsyncs >= 1 and spool.records_written == len(sent)
+    spool.close()
+    with pytest.raises(ProcessLookupError):  # reaped: gone, not a zombie
+        os.kill(pids[0], 0)
+    (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    assert read_segment(segment).records == sent
+
+
+def test_a_killed_helper_loses_nothing_and_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "HELPER_RESTART_AFTER_S", 0.05)
+    spool = Spool(tmp_path / "spool", 64 << 20, 3600.0)
+    sent = records(3000)
+    helpers: set[int] = set()
+
+    async def stream() -> None:
+        killed = False
+        for i in range(0, len(sent), 20):
+            futures = [spool.append(frame(p)) for p in sent[i : i + 20]]
+            if spool._helper is not None:
+                helpers.add(helper_pid(spool))
+                if not killed and i >= 1000:  # with groups in flight
+                    os.kill(helper_pid(spool), signal.SIGKILL)
+                    killed = True
+            await asyncio.gather(*futures)  # every append is acknowledged: none fails
+            if i == 1500:
+                await asyncio.sleep(0.1)  # past HELPER_RESTART_AFTER_S: a new helper starts
+
+    asyncio.run(stream())
+    spool.close()
+    assert len(helpers) == 2
+    (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    assert read_segment(segment).records == sent  # in order, each once
+
+
+def test_segments_sealed_while_their_sync_is_out_reach_the_writer_whole_and_in_order(tmp_path: Path) -> None:
+    # 2 KiB segments: nearly every group fills one, so segments are sealed with their
+    # groups' sync still out, and must wait for it before the writer may see them.
+    spool = Spool(tmp_path / "spool", 2 << 10, 3600.0)
+    sent = records(400)
+    futures: dict[bytes, asyncio.Future[None]] = {}
+    checked = 0
+
+    async def stream() -> None:
+        nonlocal checked
+        for i in range(0, len(sent), 10):
+            group = [spool.append(frame(p)) for p in sent[i : i + 10]]
+            futures.update(zip(sent[i : i + 10], group, strict=True))
+            await asyncio.sleep(0)  # the group is written; its sync is (most often) out
+            for segment in spool.closed_segments():  # what the writer may read now
+                for record in read_segment(segment).records:
+                    assert futures[record].done(), "a segment reached the writer before its sync"
+                    checked += 1
+            await asyncio.gather(*group)
+
+    asyncio.run(stream())
+    spool.close()
+    segments = sorted((tmp_path / "spool").glob("*" + SEGMENT_SUFFIX))
+    assert len(segments) > 20 and checked > 0
+    assert [r for s in segments for r in read_segment(s).records] == sent
+    assert all(read_segment(s).torn_bytes == 0 for s in segments)
+
+
+def test_without_a_helper_the_loop_syncs_its_groups_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(syncer.sys, "executable", str(tmp_path / "no-such-python"))
+    spool = Spool(tmp_path / "spool", 64 << 20, 3600.0)
+    sent = records(100)
+
+    async def stream() -> None:
+        await asyncio.gather(*(spool.append(frame(p)) for p in sent))
+        assert spool._helper is None
+
+    asyncio.run(stream())
+    spool.close()
+    (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
+    assert read_segment(segment).records == sent
+
+
+def test_a_spool_serves_one_event_loop_after_another(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 64 << 20, 3600.0)
+    sent = records(60)
+
+    async def stream(part: list[bytes]) -> int:
+        await asyncio.gather(*(spool.append(frame(p)) for p in part))
+        return helper_pid(spool)
+
+    first = asyncio.run(stream(sent[:30]))
+    second = asyncio.run(stream(sent[30:]))
+    spool.close()
+    assert first != second
     (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
     assert read_segment(segment).records == sent

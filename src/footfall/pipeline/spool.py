@@ -11,29 +11,34 @@ a sync here against ~90-110 (benchmarks/bench_spool.py). Zeros after the last re
 no record has an empty payload, so the zero-length header they read as ends a segment. A
 closed segment is cut to its records.
 
-Group commit: producers hand framed bytes to one committer thread; everything that arrives
-while it waits on a sync goes out in the next write and shares the next sync (one
-pwrite with RWF_DSYNC where Linux has it, else pwrite and fdatasync). Requests on the event
-loop are handed over in groups, one per pass of the loop or per LOOP_GROUP_RECORDS (see
-`Spool.append`). A segment is closed, and handed to the writer, when it is large enough or
-(by the committer) old enough; segments found at start-up (including one that was active at
-a crash) are closed.
+Group commit: requests on the event loop append in groups, one per pass of the loop or per
+LOOP_GROUP_RECORDS (see `Spool.append`). The loop writes a group into the active segment
+itself and asks the sync helper, a small child process (pipeline/syncer.py, which says why a
+process), to fdatasync; one request is out at a time, and every group written meanwhile
+shares the next sync. Without a helper (it could not start, or died), and for `append_sync`
+from other threads, the write is synced where it is made (one pwrite with RWF_DSYNC where
+Linux has it, else pwrite and fdatasync).
+
+A segment is sealed when it is large enough or (by the rotation thread) old enough, and
+handed to the writer once its groups are synced; segments found at start-up (including one
+that was active at a crash) are handed over at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import logging
 import os
-import queue
 import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from footfall.pipeline.syncer import SyncHelper, on_loop_thread
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +74,6 @@ def read_segment(path: Path) -> SegmentRead:
     return SegmentRead(records, len(data[pos:].rstrip(b"\0")))
 
 
-Done = Callable[[BaseException | None], None]
-
 
 # A small commit past the zeros fills this far ahead of it, then as far again as the file
 # is long (doubling, up to ZERO_FILL_MAX at a time). A quiet site's segments thus stay small,
@@ -79,13 +82,15 @@ ZERO_FILL_MIN = 64 << 10
 ZERO_FILL_MAX = 1 << 20
 
 # A pass of the event loop over 50 busy keep-alive connections reads ~50 single-record
-# requests (~2 ms of work). Handed over as one group at the end of the pass, their sync
-# waited for the whole pass, and the next pass waited for the sync: the loop and the
-# committer took turns, and the clients all waited for both. Handing the committer every
+# requests (~2 ms of work). Written and synced as one group at the end of the pass, their
+# sync waited for the whole pass, and the next pass waited for the sync: the loop and the
+# sync took turns, and the clients all waited for both. Writing a group every
 # LOOP_GROUP_RECORDS while the pass goes on overlaps the two: single-record ingest +7% (2
-# paired runs for each of 12, 16 and 24; 8 gained less), with ~19 records a sync instead of
-# ~30. A batch request is a group of its own at once.
+# paired runs for each of 12, 16 and 24; 8 gained less). A batch request is a group at once.
 LOOP_GROUP_RECORDS = 16
+# After the sync helper exits unexpectedly, the loop syncs its groups itself (slower, never
+# wrong) for this long before it starts another.
+HELPER_RESTART_AFTER_S = 1.0
 _ZEROS = memoryview(bytes(ZERO_FILL_MAX))
 
 
@@ -93,9 +98,12 @@ _ZEROS = memoryview(bytes(ZERO_FILL_MAX))
 class _Segment:
     path: Path
     fd: int
+    number: int  # in the file's name; the sync helper's name for it
     size: int  # bytes of records
     first_write: float  # wall time of the first record, for the writer-lag figure
     zeroed: int = 0  # the file's length: zeros from `size` on
+    last_seq: int = 0  # the last loop group written here (0: none); durable once synced
+    unsynced: bool = False  # written since the last sync request went out
 
 
 @dataclass
@@ -107,24 +115,31 @@ class _LoopGroup:
     count: int = 0
 
 
+class SpoolClosed(RuntimeError):
+    pass
+
+
 class Spool:
     def __init__(self, directory: Path, segment_bytes: int, rotate_seconds: float) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self.rotate_seconds = rotate_seconds
-        # Guards the active segment and the counters (the committer writes, readers look).
+        # Guards the segments, the sync state and the counters: the loop writes and hears
+        # syncs, the rotation thread seals, other threads may append_sync, the writer reads.
         self._io_lock = threading.Lock()
-        # Producers -> committer. A SimpleQueue's put and get are C, and a get that waits
-        # comes back holding the GIL once: a Condition's wait and notify are Python, and under
-        # a busy event loop each of their steps waited for the GIL again, ~0.1 ms a commit.
-        # None, put by `close` under `_submit_lock`, is the last item.
-        self._queue: queue.SimpleQueue[tuple[bytes, Done, int] | None] = queue.SimpleQueue()
-        self._submit_lock = threading.Lock()
         self._closed: list[tuple[Path, float, int]] = []  # (segment, first write time, bytes), oldest first
         self._active: _Segment | None = None
+        # Segments full or old, whose loop groups wait for a sync before the writer gets them.
+        self._sealed: list[_Segment] = []
         self._loop_group: _LoopGroup | None = None
         self._loop_of_thread: tuple[int, asyncio.AbstractEventLoop] | None = None
+        # Loop groups are numbered as written; the helper's answer names the last one synced.
+        self._written_seq = 0
+        self._synced_seq = 0
+        self._waiting: collections.deque[tuple[int, list[asyncio.Future[None]]]] = collections.deque()
+        self._helper: SyncHelper | None = None
+        self._helper_restart_at = 0.0
         self._stopping = False
         self.records_written = 0
         self.fsyncs = 0
@@ -134,8 +149,9 @@ class Spool:
             stat = p.stat()
             self._closed.append((p, stat.st_mtime, stat.st_size))
         self._segments_changed = threading.Condition()
-        self._thread = threading.Thread(target=self._commit_loop, name="spool-commit", daemon=True)
-        self._thread.start()
+        self._stop_rotating = threading.Event()
+        self._rotator = threading.Thread(target=self._rotate_loop, name="spool-rotate", daemon=True)
+        self._rotator.start()
 
     # -- producers --------------------------------------------------------------------------
 
@@ -143,22 +159,22 @@ class Spool:
         """A future, on the running loop, that is done once the records are durable (the
         caller may then acknowledge them).
 
-        Records appended while the event loop runs one pass of its ready callbacks travel to
-        the committer together, and come back as one cross-thread wake-up: handing each
-        request over on its own (a lock, a notify and a wake-up apiece) cost more than the
-        request's own work. A group goes early once it holds LOOP_GROUP_RECORDS (see there)."""
+        Records appended while the event loop runs one pass of its ready callbacks are
+        written together and share a sync: written and synced request by request, the
+        hand-over cost more than the request's own work. A group goes early once it holds
+        LOOP_GROUP_RECORDS (see there)."""
         loop = self._running_loop()
         group = self._loop_group
         if group is None:
             group = self._loop_group = _LoopGroup()
-            loop.call_soon(self._submit_loop_group, loop)
+            loop.call_soon(self._write_loop_group, loop)
         future: asyncio.Future[None] = loop.create_future()
         group.chunks.append(framed)
         group.futures.append(future)
         group.count += count
         if group.count >= LOOP_GROUP_RECORDS:
-            # The call_soon above then finds no group, or hands over the next one early.
-            self._submit_loop_group(loop)
+            # The call_soon above then finds no group, or writes the next one early.
+            self._write_loop_group(loop)
         return future
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -173,130 +189,204 @@ class Spool:
         self._loop_of_thread = (threading.get_ident(), loop)
         return loop
 
-    def _submit_loop_group(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _write_loop_group(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write the loop's group into the active segment and have it synced: by the helper
+        (the group's futures settle when its answer comes), or here if there is none."""
         group, self._loop_group = self._loop_group, None
         if group is None:
             return
-        futures = group.futures
-
-        def done(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle_all, futures, error)
-
         try:
-            self.submit(b"".join(group.chunks), done, group.count)
-        except RuntimeError as exc:  # closed
-            _settle_all(futures, exc)
-
-    def submit(self, framed: bytes, done: Done, count: int = 1) -> None:
-        """Queue `count` framed records; `done` runs on the committer thread once fsync'd."""
-        with self._submit_lock:
-            if self._stopping:
-                raise RuntimeError("spool is closed")
-            self._queue.put((framed, done, count))
+            with self._io_lock:
+                if self._stopping:
+                    raise SpoolClosed("spool is closed")
+                helper = self._helper_for(loop)
+                data = b"".join(group.chunks)
+                if helper is None:
+                    self._write(data, group.count)
+                    _settle_all(group.futures, None)
+                    return
+                self._written_seq += 1
+                self._write(data, group.count, self._written_seq)
+                self._waiting.append((self._written_seq, group.futures))
+                if helper.in_flight is None:
+                    self._request_sync(helper)
+        except BaseException as exc:  # the callers must hear of it, never a silent loss
+            if not isinstance(exc, SpoolClosed):
+                log.exception("spool write failed")
+            _settle_all(group.futures, exc)
 
     def append_sync(self, framed: bytes, count: int = 1) -> None:
-        finished = threading.Event()
-        failure: list[BaseException] = []
-
-        def done(error: BaseException | None) -> None:
-            if error is not None:
-                failure.append(error)
-            finished.set()
-
-        self.submit(framed, done, count)
-        finished.wait()
-        if failure:
-            raise failure[0]
+        """Append from a thread with no event loop: written and synced in the caller's thread."""
+        with self._io_lock:
+            if self._stopping:
+                raise SpoolClosed("spool is closed")
+            self._write(framed, count)
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _write(self, data: bytes, count: int) -> None:
-        """Append and fsync, opening a segment when none is active."""
-        with self._io_lock:
-            seg = self._active or self._open_segment()
-            end = seg.size + len(data)
-            if end > seg.zeroed and len(data) < ZERO_FILL_MIN:
-                # Grow the file past the records: this commit syncs its size, the next ones
-                # need not. A large commit (a batch) just grows the file: writing its bytes
-                # twice would cost more than the journal commit it saves.
-                ahead = min(ZERO_FILL_MAX, max(ZERO_FILL_MIN, seg.zeroed))
-                _pwrite_all(seg.fd, _ZEROS[:ahead], end)
-                seg.zeroed = end + ahead
+    def _write(self, data: bytes, count: int, seq: int = 0) -> None:
+        """Append at the end of the active segment (opening one if none is), with `_io_lock`
+        held: synced before it returns, or, for loop group `seq`, left for the helper."""
+        seg = self._active or self._open_segment()
+        end = seg.size + len(data)
+        if end > seg.zeroed and len(data) < ZERO_FILL_MIN:
+            # Grow the file past the records: this commit syncs its size, the next ones
+            # need not. A large commit (a batch) just grows the file: writing its bytes
+            # twice would cost more than the journal commit it saves.
+            ahead = min(ZERO_FILL_MAX, max(ZERO_FILL_MIN, seg.zeroed))
+            _pwrite_all(seg.fd, _ZEROS[:ahead], end)
+            seg.zeroed = end + ahead
+        if seq:
+            _pwrite_all(seg.fd, data, seg.size)
+            seg.last_seq, seg.unsynced = seq, True
+        else:
             _pwrite_durably(seg.fd, data, seg.size)  # over zeros: the data alone is synced
-            seg.size = end
-            seg.zeroed = max(seg.zeroed, end)
             self.fsyncs += 1
-            self.records_written += count
-            if seg.size >= self.segment_bytes:
-                self._close_active()
-
-    def _commit_loop(self) -> None:
-        """Write what is submitted, and close the active segment when it is old."""
-        while True:
-            try:
-                item = self._queue.get(timeout=self.rotate_seconds / 2)
-            except queue.Empty:
-                self._rotate_if_due()
-                continue
-            batch: list[tuple[bytes, Done, int]] = []
-            while item is not None:  # everything submitted so far goes in this commit
-                batch.append(item)
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            stopping = item is None  # nothing can follow the sentinel
-            if batch:
-                self._write_group(batch)
-            self._rotate_if_due(force=stopping)
-            if stopping:
-                return
-
-    def _write_group(self, batch: list[tuple[bytes, Done, int]]) -> None:
-        error: BaseException | None = None
-        try:
-            self._write(b"".join(chunk for chunk, _, _ in batch), sum(count for _, _, count in batch))
-        except BaseException as exc:  # the callers must hear of it, never a silent loss
-            log.exception("spool write failed")
-            error = exc
-        for _, done, _ in batch:
-            done(error)
+        seg.size = end
+        seg.zeroed = max(seg.zeroed, end)
+        self.records_written += count
+        if seg.size >= self.segment_bytes:
+            self._seal_active()
 
     def _open_segment(self) -> _Segment:
-        path = self.directory / f"{self._next_seq:016d}{SEGMENT_SUFFIX}"
+        number = self._next_seq
+        path = self.directory / f"{number:016d}{SEGMENT_SUFFIX}"
         self._next_seq += 1
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         _fsync_dir(self.directory)  # the new name must survive a crash too
-        self._active = _Segment(path, fd, 0, time.time())
+        self._active = _Segment(path, fd, number, 0, time.time())
         return self._active
 
-    def _rotate_if_due(self, force: bool = False) -> None:
+    # -- syncing ----------------------------------------------------------------------------
+
+    def _helper_for(self, loop: asyncio.AbstractEventLoop) -> SyncHelper | None:
+        """This loop's sync helper, started on first use (with `_io_lock` held). None while
+        one cannot be had: the loop then syncs its groups itself."""
+        helper = self._helper
+        if helper is not None and helper.loop is not loop:
+            # A spool used from a second event loop (tests do): the first one's groups are
+            # made durable here and the helper goes; the new loop gets its own.
+            self._drop_helper(helper)
+            helper = None
+        if helper is None and time.monotonic() >= self._helper_restart_at:
+            try:
+                helper = self._helper = SyncHelper(loop, self._synced, self._helper_lost)
+            except Exception:
+                log.exception("could not start the spool's sync helper; syncing in the server")
+                self._helper_restart_at = time.monotonic() + HELPER_RESTART_AFTER_S
+        return helper
+
+    def _request_sync(self, helper: SyncHelper) -> None:
+        """Send the helper every segment written since the last request (`_io_lock` held)."""
+        segments = [s for s in (*self._sealed, self._active) if s is not None and s.unsynced]
+        try:
+            helper.request(self._written_seq, [(s.number, s.fd) for s in segments])
+        except OSError:
+            log.exception("the spool's sync helper cannot be reached")
+            self._drop_helper(helper)
+            return
+        for s in segments:
+            s.unsynced = False
+
+    def _synced(self, helper: SyncHelper, seq: int, errno_: int) -> None:
+        """The helper's answer, on the loop: the groups up to `seq` are durable, or failed."""
+        error: OSError | None = None
+        if errno_:
+            error = OSError(errno_, f"spool sync failed: {os.strerror(errno_)}")
+            log.error("%s", error)
+        with self._io_lock:
+            self.fsyncs += 1
+            settled = self._settle_through(seq, error)
+            if self._helper is helper and not self._stopping and self._written_seq > self._synced_seq:
+                self._request_sync(helper)
+        for futures in settled:
+            _settle_all(futures, error)
+
+    def _helper_lost(self, helper: SyncHelper) -> None:
+        """The helper exited (killed, out of memory): on the loop, sync here what it had not."""
+        log.error("the spool's sync helper exited (code %s); syncing in the server for now", helper.process.poll())
+        with self._io_lock:
+            if self._helper is helper:
+                self._drop_helper(helper)
+                self._helper_restart_at = time.monotonic() + HELPER_RESTART_AFTER_S
+
+    def _drop_helper(self, helper: SyncHelper) -> None:
+        """Retire `helper` and make every loop group written so far durable here, settling
+        their futures (`_io_lock` held; from any thread)."""
+        self._helper = None
+        helper.retire()
+        error = self._sync_here()
+        settled = self._settle_through(self._written_seq, error)
+        loop = helper.loop
+        for futures in settled:
+            _settle_on(loop, futures, error)
+
+    def _sync_here(self) -> OSError | None:
+        """fdatasync, in this thread, every segment with loop groups not yet synced."""
+        try:
+            for seg in (*self._sealed, self._active):
+                if seg is not None and seg.last_seq > self._synced_seq:
+                    os.fdatasync(seg.fd)
+                    seg.unsynced = False
+                    self.fsyncs += 1
+        except OSError as exc:
+            log.exception("spool sync failed")
+            return exc
+        return None
+
+    def _settle_through(self, seq: int, error: BaseException | None) -> list[list[asyncio.Future[None]]]:
+        """Mark the loop groups up to `seq` synced; hand over the sealed segments that holds
+        whole. Returns the groups' futures, to settle outside the lock (`_io_lock` held)."""
+        self._synced_seq = max(self._synced_seq, seq)
+        settled = []
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= seq:
+            settled.append(waiting.popleft()[1])
+        if self._sealed:
+            self._sealed = [s for s in self._sealed if not self._hand_over_if_synced(s)]
+        return settled
+
+    # -- sealing and handing over -----------------------------------------------------------
+
+    def _rotate_loop(self) -> None:
+        while not self._stop_rotating.wait(self.rotate_seconds / 2):
+            self._rotate_if_due()
+
+    def _rotate_if_due(self) -> None:
         with self._io_lock:
             seg = self._active
-            if seg is not None and (force or (seg.size and time.time() - seg.first_write >= self.rotate_seconds)):
-                self._close_active()
+            if seg is not None and seg.size and time.time() - seg.first_write >= self.rotate_seconds:
+                self._seal_active()
 
     def close_active_now(self) -> bool:
-        """Hand the active segment to the writer now, if it holds records (the writer, done
-        with a backlog, takes the tail of a burst without waiting for the rotation)."""
+        """Hand the active segment to the writer as soon as it is synced, if it holds records
+        (the writer, done with a backlog, takes the tail of a burst without waiting for the
+        rotation)."""
         with self._io_lock:
             if self._active is None or not self._active.size:
                 return False
-            self._close_active()
+            self._seal_active()
             return True
 
-    def _close_active(self) -> None:
-        """Hand the active segment to the writer (with `_io_lock` held)."""
+    def _seal_active(self) -> None:
+        """No more writes to the active segment: to the writer once synced (`_io_lock` held)."""
         seg = self._active
         assert seg is not None
+        self._active = None
+        if not self._hand_over_if_synced(seg):
+            self._sealed.append(seg)
+
+    def _hand_over_if_synced(self, seg: _Segment) -> bool:
+        if seg.last_seq > self._synced_seq:
+            return False
         try:
             os.ftruncate(seg.fd, seg.size)  # the zeros go (left by a crash, readers skip them)
         finally:
             os.close(seg.fd)
-        self._active = None
         with self._segments_changed:
             self._closed.append((seg.path, seg.first_write, seg.size))
             self._segments_changed.notify_all()
+        return True
 
     # -- the consumer -----------------------------------------------------------------------
 
@@ -339,25 +429,48 @@ class Spool:
 
     def lag_seconds(self) -> float:
         """Age of the oldest record not yet in the store."""
+        with self._io_lock:
+            writing = [s.first_write for s in (*self._sealed, self._active) if s is not None and s.size]
         with self._segments_changed:
-            oldest = self._closed[0][1] if self._closed else None
-        if oldest is None and self._active is not None and self._active.size:
-            oldest = self._active.first_write
+            closed = [self._closed[0][1]] if self._closed else []
+        oldest = min(closed + writing, default=None)
         return 0.0 if oldest is None else max(0.0, time.time() - oldest)
 
     def pending_segments(self) -> int:
+        with self._io_lock:
+            writing = len(self._sealed) + (1 if self._active is not None else 0)
         with self._segments_changed:
-            return len(self._closed) + (1 if self._active is not None else 0)
+            return len(self._closed) + writing
 
     def close(self) -> None:
-        """Flush what is queued, close the active segment and stop the committer."""
-        with self._submit_lock:
-            if not self._stopping:
-                self._stopping = True
-                self._queue.put(None)
+        """Sync what is written, hand every segment to the writer, stop the helper. From any
+        thread; appends after it fail."""
+        with self._io_lock:
+            if self._stopping:
+                return
+            self._stopping = True
+        self._stop_rotating.set()
+        self._rotator.join()
+        with self._io_lock:
+            if self._helper is not None:
+                self._drop_helper(self._helper)  # syncs here what it had not
+            for seg in self._sealed:
+                self._hand_over_if_synced(seg)
+            self._sealed = []
+            if self._active is not None:
+                self._seal_active()
         with self._segments_changed:  # wake a writer resting in wait_for_bytes
             self._segments_changed.notify_all()
-        self._thread.join()
+
+
+def _settle_on(
+    loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[None]], error: BaseException | None
+) -> None:
+    """Settle a loop's futures from any thread (nothing waits on a closed loop's)."""
+    if on_loop_thread(loop):
+        _settle_all(futures, error)
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(_settle_all, futures, error)
 
 
 def _settle_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
