@@ -6,7 +6,8 @@ flush). A thread that syncs must take the GIL back after every call into the ker
 behind a busy event loop that wait was longer than the sync itself (p50 0.31 ms for a synced
 write in the server, 0.09 ms alone): the loop and the committer thread took turns. The helper
 holds no GIL of ours: it syncs and answers on a socket, and the loop reads the answer as it
-reads a request. Single-record ingest +16% over the committer thread (benchmarks/README.md).
+reads a request. Single-record ingest against the committer thread, 15 paired runs on a
+noisy shared machine: median +3%, mean +9%, 11 of 15 not slower (benchmarks/README.md).
 
 Protocol, over a SOCK_SEQPACKET socket pair (one message per request, at most one in flight):
 - request: `seq` (u64), then per segment with unsynced writes its id (u64) and a flag (u8)
