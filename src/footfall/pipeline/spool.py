@@ -245,7 +245,7 @@ class Spool:
         seg.size = end
         seg.zeroed = max(seg.zeroed, end)
         self.records_written += count
-        if seg.size >= self.segment_bytes:
+        if seg.size >= self.segment_bytes or self._is_old(seg):
             self._seal_active()
 
     def _open_segment(self) -> _Segment:
@@ -348,14 +348,19 @@ class Spool:
 
     # -- sealing and handing over -----------------------------------------------------------
 
+    def _is_old(self, seg: _Segment) -> bool:
+        return time.time() - seg.first_write >= self.rotate_seconds
+
     def _rotate_loop(self) -> None:
+        """Seal the active segment when it is old and no write came to do it (`_write` seals
+        an old one as it writes: under a steady stream, on time, not up to a period late)."""
         while not self._stop_rotating.wait(self.rotate_seconds / 2):
             self._rotate_if_due()
 
     def _rotate_if_due(self) -> None:
         with self._io_lock:
             seg = self._active
-            if seg is not None and seg.size and time.time() - seg.first_write >= self.rotate_seconds:
+            if seg is not None and seg.size and self._is_old(seg):
                 self._seal_active()
 
     def close_active_now(self) -> bool:
