@@ -6,8 +6,8 @@ Builds the app exactly as `footfall serve` does (footfall/server.py: settings, l
 `Runtime`, `create_app`, the same uvicorn options and protocol) and wraps it in an ASGI callable that
 answers `POST /bare` itself: read the whole body, send 202 with an empty body. Everything
 else, lifespan included, goes to Footfall. So the bare route and the ingest routes share the
-process, the event loop, uvicorn, the settings and the background threads (spool committer,
-writer), and the ratio between them is the cost of Footfall's request handling alone.
+process, the event loop, uvicorn, the settings and the background threads and processes (spool
+rotation, the spool's sync helper, writer), and the ratio between them is the cost of Footfall's request handling alone.
 """
 
 from __future__ import annotations

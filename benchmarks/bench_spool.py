@@ -7,8 +7,8 @@ Per run, in a fresh directory under $TMPDIR (or FOOTFALL_BENCH_TMP), `--commits`
 - `append_fsync`: O_APPEND write + fsync, what the spool did before segments were zero-filled;
 - `append_fdatasync`: the same with fdatasync;
 - `zeroed_fdatasync`: overwrite of a zero-filled file + fdatasync, what the spool now does;
-- `spool_commit`: `Spool.append_sync` itself (zero-filling as it goes, the committer thread's
-  hand-over included).
+- `spool_commit`: `Spool.append_sync` itself (zero-filling as it goes, written and synced in
+  the calling thread; the event loop's groups are synced by the sync helper instead).
 Prints p50/p90/p99 in microseconds per way and the medians over runs.
 """
 
