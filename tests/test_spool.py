@@ -229,3 +229,25 @@ def test_a_spool_serves_one_event_loop_after_another(tmp_path: Path) -> None:
     assert first != second
     (segment,) = (tmp_path / "spool").glob("*" + SEGMENT_SUFFIX)
     assert read_segment(segment).records == sent
+
+
+def test_a_segment_that_cannot_be_cut_is_still_handed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Handing a segment over runs as its groups settle: a failure there must not leave their
+    # requests waiting. Uncut, the segment keeps its zeros, which readers skip.
+    def refuse(fd: int, length: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "ftruncate", refuse)
+    spool = Spool(tmp_path / "spool", 2 << 10, 3600.0)
+    sent = records(200)
+
+    async def stream() -> None:
+        for i in range(0, len(sent), 10):
+            await asyncio.wait_for(asyncio.gather(*(spool.append(frame(p)) for p in sent[i : i + 10])), 10)
+
+    asyncio.run(stream())
+    spool.close()
+    segments = spool.closed_segments()
+    assert len(segments) >= 5  # each handed over uncut
+    assert all(s.stat().st_size >= spool_module.ZERO_FILL_MIN for s in segments)  # zeros kept
+    assert [r for s in segments for r in read_segment(s).records] == sent

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import errno
 import logging
 import os
@@ -382,11 +383,15 @@ class Spool:
             self._sealed.append(seg)
 
     def _hand_over_if_synced(self, seg: _Segment) -> bool:
+        """Close a sealed segment and give it to the writer, once its groups are synced. Never
+        raises: it runs as groups settle, and their futures must still be settled."""
         if seg.last_seq > self._synced_seq:
             return False
         try:
-            os.ftruncate(seg.fd, seg.size)  # the zeros go (left by a crash, readers skip them)
-        finally:
+            os.ftruncate(seg.fd, seg.size)  # the zeros go (if they stay, readers skip them)
+        except OSError:
+            log.warning("could not cut spool segment %s to its records; readers skip the zeros", seg.path.name)
+        with contextlib.suppress(OSError):  # the records are synced: nothing is lost with the descriptor
             os.close(seg.fd)
         with self._segments_changed:
             self._closed.append((seg.path, seg.first_write, seg.size))
