@@ -234,9 +234,10 @@ def test_the_sync_helper_goes_with_the_server_however_it_stops(site: Site) -> No
         if server.proc is None:
             server.start()
         assert server.proc is not None
+        (helper,) = children(server.proc.pid)  # started with the server, before any request
         r = site.post("/api/ingest/server/pageview", record(n, recent()))
         assert r.status_code == 202
-        (helper,) = children(server.proc.pid)
+        assert children(server.proc.pid) == [helper]
         assert "sync_process.py" in Path(f"/proc/{helper}/cmdline").read_text()
         server.kill() if how == "kill" else server.stop()
         assert gone_within(helper, 10), f"the sync helper outlived the server ({how})"

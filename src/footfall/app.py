@@ -204,6 +204,7 @@ def create_app(rt: Runtime) -> FastIngest:
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         control_server = await control.serve(rt.settings.control_socket, rt.manage)
+        rt.spool.start_syncing()  # the sync helper starts now, not with the first request
 
         async def rotate_salts() -> None:
             while True:

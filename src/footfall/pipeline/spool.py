@@ -178,6 +178,14 @@ class Spool:
             self._write_loop_group(loop)
         return future
 
+    def start_syncing(self) -> None:
+        """Start the running loop's sync helper ahead of the first append (a server does,
+        so its first request does not wait for a process to start)."""
+        loop = self._running_loop()
+        with self._io_lock:
+            if not self._stopping:
+                self._helper_for(loop)
+
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The running event loop. asyncio.get_running_loop() calls getpid() (a system call,
         ~2 us in a VM: 5% of a single-record request) to tell a forked child from its parent,
