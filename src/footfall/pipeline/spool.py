@@ -104,7 +104,6 @@ class _Segment:
     first_write: float  # wall time of the first record, for the writer-lag figure
     zeroed: int = 0  # the file's length: zeros from `size` on
     last_seq: int = 0  # the last loop group written here (0: none); durable once synced
-    unsynced: bool = False  # written since the last sync request went out
 
 
 @dataclass
@@ -135,8 +134,10 @@ class Spool:
         self._sealed: list[_Segment] = []
         self._loop_group: _LoopGroup | None = None
         self._loop_of_thread: tuple[int, asyncio.AbstractEventLoop] | None = None
-        # Loop groups are numbered as written; the helper's answer names the last one synced.
+        # Loop groups are numbered as written. A sync request names the last one written
+        # (one request is out while requested > synced); the helper's answer names it back.
         self._written_seq = 0
+        self._requested_seq = 0
         self._synced_seq = 0
         self._waiting: collections.deque[tuple[int, list[asyncio.Future[None]]]] = collections.deque()
         self._helper: SyncHelper | None = None
@@ -217,7 +218,7 @@ class Spool:
                 self._written_seq += 1
                 self._write(data, group.count, self._written_seq)
                 self._waiting.append((self._written_seq, group.futures))
-                if helper.in_flight is None:
+                if self._requested_seq <= self._synced_seq:  # no request is out
                     self._request_sync(helper)
         except BaseException as exc:  # the callers must hear of it, never a silent loss
             if not isinstance(exc, SpoolClosed):
@@ -247,7 +248,7 @@ class Spool:
             seg.zeroed = end + ahead
         if seq:
             _pwrite_all(seg.fd, data, seg.size)
-            seg.last_seq, seg.unsynced = seq, True
+            seg.last_seq = seq
         else:
             _pwrite_durably(seg.fd, data, seg.size)  # over zeros: the data alone is synced
             self.fsyncs += 1
@@ -287,15 +288,14 @@ class Spool:
 
     def _request_sync(self, helper: SyncHelper) -> None:
         """Send the helper every segment written since the last request (`_io_lock` held)."""
-        segments = [s for s in (*self._sealed, self._active) if s is not None and s.unsynced]
+        segments = [s for s in self._open_segments() if s.last_seq > self._requested_seq]
         try:
             helper.request(self._written_seq, [(s.number, s.fd) for s in segments])
         except OSError:
             log.exception("the spool's sync helper cannot be reached")
             self._drop_helper(helper)
             return
-        for s in segments:
-            s.unsynced = False
+        self._requested_seq = self._written_seq
 
     def _synced(self, helper: SyncHelper, seq: int, errno_: int) -> None:
         """The helper's answer, on the loop: the groups up to `seq` are durable, or failed."""
@@ -333,10 +333,9 @@ class Spool:
     def _sync_here(self) -> OSError | None:
         """fdatasync, in this thread, every segment with loop groups not yet synced."""
         try:
-            for seg in (*self._sealed, self._active):
-                if seg is not None and seg.last_seq > self._synced_seq:
+            for seg in self._open_segments():
+                if seg.last_seq > self._synced_seq:
                     os.fdatasync(seg.fd)
-                    seg.unsynced = False
                     self.fsyncs += 1
         except OSError as exc:
             log.exception("spool sync failed")
@@ -356,6 +355,10 @@ class Spool:
         return settled
 
     # -- sealing and handing over -----------------------------------------------------------
+
+    def _open_segments(self) -> list[_Segment]:
+        """The segments not yet handed to the writer, oldest first (`_io_lock` held)."""
+        return [*self._sealed, self._active] if self._active is not None else list(self._sealed)
 
     def _is_old(self, seg: _Segment) -> bool:
         return time.time() - seg.first_write >= self.rotate_seconds
@@ -448,7 +451,7 @@ class Spool:
     def lag_seconds(self) -> float:
         """Age of the oldest record not yet in the store."""
         with self._io_lock:
-            writing = [s.first_write for s in (*self._sealed, self._active) if s is not None and s.size]
+            writing = [s.first_write for s in self._open_segments() if s.size]
         with self._segments_changed:
             closed = [self._closed[0][1]] if self._closed else []
         oldest = min(closed + writing, default=None)
@@ -456,7 +459,7 @@ class Spool:
 
     def pending_segments(self) -> int:
         with self._io_lock:
-            writing = len(self._sealed) + (1 if self._active is not None else 0)
+            writing = len(self._open_segments())
         with self._segments_changed:
             return len(self._closed) + writing
 
@@ -471,10 +474,8 @@ class Spool:
         self._rotator.join()
         with self._io_lock:
             if self._helper is not None:
-                self._drop_helper(self._helper)  # syncs here what it had not
-            for seg in self._sealed:
-                self._hand_over_if_synced(seg)
-            self._sealed = []
+                # Syncs here what it had not, which hands every sealed segment over.
+                self._drop_helper(self._helper)
             if self._active is not None:
                 self._seal_active()
         with self._segments_changed:  # wake a writer resting in wait_for_bytes

@@ -41,7 +41,7 @@ _PROGRAM = str(Path(__file__).with_name("sync_process.py"))
 
 class SyncHelper:
     """The server's end of one helper process: requests go out from the event loop's
-    thread, answers are read by the loop as it reads a socket, at most one in flight."""
+    thread, answers are read by the loop as it reads a socket (the spool keeps one in flight)."""
 
     def __init__(
         self,
@@ -66,7 +66,6 @@ class SyncHelper:
         ours.setblocking(False)
         self.sock = ours
         self.loop = loop
-        self.in_flight: int | None = None  # the seq of the request out, if one is
         self._on_answer = on_answer
         self._on_lost = on_lost
         self._held: set[int] = set()  # the segments whose descriptors the helper holds
@@ -88,7 +87,6 @@ class SyncHelper:
         else:
             self.sock.send(message)
         self._held = {number for number, _ in segments}
-        self.in_flight = seq
 
     def _readable(self) -> None:
         try:
@@ -104,7 +102,6 @@ class SyncHelper:
             self._on_lost(self)
             return
         seq, error = ANSWER.unpack(answer)
-        self.in_flight = None
         self._on_answer(self, seq, error)
 
     def retire(self) -> None:
