@@ -143,3 +143,34 @@ def test_a_steady_stream_is_checkpointed_between_batches(tmp_path: Path, monkeyp
         spool.close()
         writer.stop()
         store.close()
+
+
+def test_records_that_are_not_events_are_left_out_and_the_rest_load(tmp_path: Path) -> None:
+    """A batch reaches DuckDB as one string, a record a line: records that are not UTF-8,
+    hold a raw newline or are not JSON are left out alone, and every good record around them
+    loads, each with its own session columns (no line shifted into another's place)."""
+    from footfall.pipeline.writer import load_batch
+
+    store = DuckDBStore(tmp_path / "footfall.duckdb")
+    site = store.add_site("example.com", "UTC", "FF-WRITER9")
+    sessionizer = Sessionizer(store, 30 * 60_000_000)
+    good = [encode_event(pageview(site.id, T0 + i * 60_000_000, 1000 + i, f"/good{i}")) for i in range(6)]
+    bad = [
+        b'{"site_id": \xff\xfe}',  # not UTF-8
+        good[0][:-1] + b',\n"x": 1}',  # a raw newline inside the record
+        b"not json at all",
+        b"",
+    ]
+    mixed = [good[0], bad[0], good[1], bad[1], good[2], bad[2], good[3], bad[3], good[4], good[5]]
+    try:
+        staged = load_batch(store, sessionizer, mixed, [])
+        assert staged.records == len(good)
+        rows = store._cursor().execute(
+            "SELECT pathname, visitor_id FROM events ORDER BY pathname"
+        ).fetchall()
+        assert rows == [(f"/good{i}", 1000 + i) for i in range(6)]
+        assert load_batch(store, sessionizer, [], []).records == 0
+        assert load_batch(store, sessionizer, bad, []).records == 0
+        assert store.count_events() == len(good)
+    finally:
+        store.close()

@@ -19,7 +19,6 @@ from typing import Any
 
 import duckdb
 import msgspec
-import pyarrow as pa
 
 from footfall.event import (
     AI_FETCH,
@@ -58,10 +57,6 @@ from footfall.store.sql import (
 )
 
 log = logging.getLogger(__name__)
-
-# Arrow's default pool (mimalloc) keeps what each thread freed: with a batch per writer pass it
-# grew the server by ~70 MB under load. The system allocator gives it back.
-pa.set_memory_pool(pa.system_memory_pool())
 
 SCHEMA_VERSION = 1
 
@@ -236,6 +231,12 @@ _COUNT_DROPPED = f"""
 _STAGE = (
     "CREATE OR REPLACE TEMP TABLE staged AS "
     f"SELECT i, unnest(json_transform(payload, '{_STAGED_STRUCT}')) FROM {{source}}"
+)
+# A batch's records, a record a line in the one parameter, as rows (i, payload); the two
+# unnests of one select go in step.
+_SPOOL_PAYLOADS = (
+    "(SELECT generate_subscripts(l, 1) - 1 AS i, unnest(l) AS payload"
+    " FROM (SELECT string_split($1, chr(10)) AS l))"
 )
 # -- sessions of a batch, in the engine (pipeline/sessions.py states the rules) ------------------
 #
@@ -451,7 +452,7 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         self._salts = SaltFile(path.with_name("salts.json"))
         self._staged = False  # a batch is in the staging table
-        self._staged_rows: pa.Array | None = None  # staging rows of the events (staged_session_keys)
+        self._staged_rows: list[int] | None = None  # staging rows of the events (staged_session_keys)
         self._staged_with_ids = False  # some staged record has a caller-derived event id
         self._staged_first_us: int | None = None  # the staged events' earliest time, none explicit
         # The pending visit parts: how many rows, and how far back the stored visits they
@@ -778,18 +779,15 @@ class DuckDBStore:
         """Implicit sessions (top bit clear) of the given visitors near the given windows."""
         if not windows.site_id:
             return []
-        keys = pa.table(
-            {
-                "site_id": pa.array(windows.site_id, pa.uint32()),
-                "visitor_id": pa.array(windows.visitor_id, pa.uint64()),
-                "lo": pa.array([t - gap_us for t in windows.lo_us], pa.timestamp("us")),
-                "hi": pa.array([t + gap_us for t in windows.hi_us], pa.timestamp("us")),
-            }
-        )
         lo = min(windows.lo_us) - gap_us
         hi = max(windows.hi_us) + gap_us
         cur = self._cursor()
-        cur.register("session_keys", keys)
+        _temp_table(cur, "session_keys", {
+            "site_id": ("UINTEGER", windows.site_id),
+            "visitor_id": ("UBIGINT", windows.visitor_id),
+            "lo": ("TIMESTAMP", [t - gap_us for t in windows.lo_us]),
+            "hi": ("TIMESTAMP", [t + gap_us for t in windows.hi_us]),
+        })
         try:
             rows = cur.execute(
                 """
@@ -811,7 +809,7 @@ class DuckDBStore:
                 [lo, hi],
             ).fetchall()
         finally:
-            cur.unregister("session_keys")
+            cur.execute("DROP TABLE IF EXISTS session_keys")
         return [SessionSpan(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
 
     def stage_batch(self, payloads: list[bytes]) -> Staged:
@@ -819,23 +817,31 @@ class DuckDBStore:
 
         DuckDB parses the whole batch in its own engine, off the GIL; Python gets back only the
         columns sessions need, for the events among the records. Records that do not parse as
-        this version's are left out: the caller counts them as the difference in length."""
+        this version's are left out: the caller counts them as the difference in length.
+
+        The records reach DuckDB as one string, a record a line (JSON has no raw newline), split
+        there: one value to convert. An Arrow array was built string by string holding the GIL
+        (the event loop stalled up to 13-29 ms while 50,000 records were staged, 5 ms now, at
+        the same speed), and pyarrow was ~25 MB of the server's memory."""
         cur = self._cursor()
+        source = _SPOOL_PAYLOADS if payloads else "(SELECT 0 AS i, '' AS payload WHERE false)"
+        joined = b"\n".join(payloads)
         try:
-            column = pa.array(payloads, pa.string())
-        except (pa.ArrowInvalid, UnicodeDecodeError):  # not UTF-8: drop those records alone
-            column = pa.array([p if _is_utf8(p) else "" for p in payloads], pa.string())
+            text = joined.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        if not text or joined.count(b"\n") != len(payloads) - 1:
+            # Not UTF-8, or a newline inside a record: not this version's JSON; those records
+            # alone are left out (as empty lines).
+            text = "\n".join(_record_line(p) for p in payloads)
         cur.execute("DROP TABLE IF EXISTS staged_sessions")  # left by a failed commit
-        cur.register("spool_payloads", pa.table({"i": pa.array(range(len(payloads)), pa.int64()), "payload": column}))
         try:
-            try:
-                cur.execute(_STAGE.replace("{source}", "spool_payloads"))
-            except duckdb.InvalidInputException:
-                # Some record is not JSON at all: parse again, checking each one (twice the work,
-                # so only on this rare path).
-                cur.execute(_STAGE.replace("{source}", "(SELECT * FROM spool_payloads WHERE json_valid(payload))"))
-        finally:
-            cur.unregister("spool_payloads")
+            cur.execute(_STAGE.replace("{source}", source), [text] if payloads else [])
+        except duckdb.InvalidInputException:
+            # Some record is not JSON at all: parse again, checking each one (twice the work,
+            # so only on this rare path).
+            checked = f"(SELECT * FROM {source} WHERE json_valid(payload))"
+            cur.execute(_STAGE.replace("{source}", checked), [text] if payloads else [])
         cur.execute(_UNSTAGE_INCOMPLETE)
         staged, with_ids, first_us, explicit = cur.execute(
             "SELECT count(*), count(event_id), min(ts),"
@@ -859,11 +865,12 @@ class DuckDBStore:
 
     def staged_session_keys(self) -> SessionKeys:
         """The staged events' session columns, in staging order (see SessionKeys)."""
-        table = self._cursor().sql(
+        rows = self._cursor().execute(
             f"SELECT i, site_id, visitor_id, ts, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL}) ORDER BY i"
-        ).to_arrow_table()
-        self._staged_rows = table.column(0)
-        return SessionKeys(*(table.column(k).to_pylist() for k in range(1, 5)))
+        ).fetchall()
+        columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], [], []]
+        self._staged_rows = columns[0]
+        return SessionKeys(*columns[1:])
 
     def assign_sessions(self, gap_us: int, explicit_ids: dict[tuple[int, str], int]) -> list[SessionMerge] | None:
         """Give every staged event its session, as pipeline/sessions.py rules, in the engine:
@@ -880,16 +887,15 @@ class DuckDBStore:
                 cur.execute(f"DROP TABLE {table}")
             return None
         cur.execute(_WINNERS, {"gap": gap_us})
-        keys = pa.table({
-            "site_id": pa.array([k[0] for k in explicit_ids], pa.uint32()),
-            "session_key": pa.array([k[1] for k in explicit_ids], pa.string()),
-            "session_id": pa.array(list(explicit_ids.values()), pa.uint64()),
+        _temp_table(cur, "explicit_ids", {
+            "site_id": ("UINTEGER", [k[0] for k in explicit_ids]),
+            "session_key": ("VARCHAR", [k[1] for k in explicit_ids]),
+            "session_id": ("UBIGINT", list(explicit_ids.values())),
         })
-        cur.register("explicit_ids", keys)
         try:
             cur.execute(_SESSIONS_OF_BATCH)
         finally:
-            cur.unregister("explicit_ids")
+            cur.execute("DROP TABLE IF EXISTS explicit_ids")
         rows = cur.execute(_MERGES_OF_BATCH).fetchall()
         for table in ("batch_runs", "batch_elements", "batch_winners"):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -916,19 +922,18 @@ class DuckDBStore:
         `reach_us`: a stored visit that an event of the batch without an explicit session
         joins ended at most this long before that event (the sessionizer's bound); with it,
         the fold reads only the recent end of the visits table."""
-        ids = None
-        if session_ids is not None:  # else assign_sessions made the staged_sessions table
-            rows = self._staged_rows if self._staged_rows is not None else pa.array([], pa.int64())
-            ids = pa.table({"i": rows, "session_id": pa.array(session_ids, pa.uint64())})
         any_events = session_ids is None or bool(session_ids)
         lo_us: int | None = None
         if reach_us is not None and self._staged_first_us is not None:
             lo_us = self._staged_first_us - reach_us
         parts_rows, parts_lo_us = self._parts_rows, self._parts_lo_us
         with self._transaction() as cur:
-            cur.register("session_merges", _merge_table(merges))
-            if ids is not None:
-                cur.register("staged_sessions", ids)
+            _merge_table(cur, merges)
+            if session_ids is not None:  # else assign_sessions made the staged_sessions table
+                _temp_table(cur, "staged_sessions", {
+                    "i": ("BIGINT", self._staged_rows or []),
+                    "session_id": ("UBIGINT", session_ids),
+                })
             try:
                 if any_events:
                     # Events of a site removed while they waited in the spool are dropped.
@@ -950,9 +955,7 @@ class DuckDBStore:
                     self._fold_parts(cur, bound)
                     parts_rows, parts_lo_us = 0, None
             finally:
-                if ids is not None:
-                    cur.unregister("staged_sessions")
-                cur.unregister("session_merges")
+                cur.execute("DROP TABLE IF EXISTS session_merges")
             if self._staged:
                 cur.execute(_INSERT_AI_FETCHES)
                 cur.execute(_COUNT_DROPPED)
@@ -965,8 +968,7 @@ class DuckDBStore:
                 )
         self._parts_rows, self._parts_lo_us = parts_rows, parts_lo_us
         cur.execute("DROP TABLE IF EXISTS staged")
-        if ids is None:
-            cur.execute("DROP TABLE IF EXISTS staged_sessions")
+        cur.execute("DROP TABLE IF EXISTS staged_sessions")
         self._staged = False
         self._staged_rows = None
         self._staged_first_us = None
@@ -981,11 +983,11 @@ class DuckDBStore:
         if not self._parts_rows:
             return
         with self._transaction() as cur:
-            cur.register("session_merges", _merge_table([]))
+            _merge_table(cur, [])
             try:
                 self._fold_parts(cur, self._parts_lo_us)
             finally:
-                cur.unregister("session_merges")
+                cur.execute("DROP TABLE IF EXISTS session_merges")
         self._parts_rows, self._parts_lo_us = 0, None
 
     @staticmethod
@@ -1236,12 +1238,13 @@ def _add_missing_event_columns(cur: duckdb.DuckDBPyConnection) -> None:
             cur.execute(f"ALTER TABLE events ADD COLUMN {name} {typ.replace(' NOT NULL', '')}{default}")
 
 
-def _is_utf8(payload: bytes) -> bool:
+def _record_line(payload: bytes) -> str:
+    """A spooled record as a line of the batch's string: empty if it cannot be one."""
     try:
-        payload.decode("utf-8")
+        text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    return True
+        return ""
+    return "" if "\n" in text else text
 
 
 def _plain(value: Any) -> Any:
@@ -1259,17 +1262,32 @@ def _now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _merge_table(merges: list[SessionMerge]) -> pa.Table:
-    return pa.table(
-        {
-            "site_id": pa.array([m.site_id for m in merges], pa.uint32()),
-            "visitor_id": pa.array([m.visitor_id for m in merges], pa.uint64()),
-            "old_id": pa.array([m.old_session_id for m in merges], pa.uint64()),
-            "new_id": pa.array([m.new_session_id for m in merges], pa.uint64()),
-            "lo": pa.array([m.lo_us for m in merges], pa.timestamp("us")),
-            "hi": pa.array([m.hi_us for m in merges], pa.timestamp("us")),
-        }
+def _temp_table(cur: duckdb.DuckDBPyConnection, name: str, columns: dict[str, tuple[str, list[Any]]]) -> None:
+    """Temporary table `name` of the given columns (DuckDB type, values), from list parameters.
+    For the writer's small side tables (session keys and merges); a batch's records go as one
+    string (see stage_batch). TIMESTAMP values are integer microseconds."""
+    select = ", ".join(
+        f"make_timestamp(unnest(${k}::BIGINT[])) AS {column}" if typ == "TIMESTAMP"
+        else f"unnest(${k}::{typ}[]) AS {column}"
+        for k, (column, (typ, _)) in enumerate(columns.items(), start=1)
     )
+    # Typed even when empty: a select of empty lists alone would give no column types.
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}",
+        [values for _, values in columns.values()],
+    )
+
+
+def _merge_table(cur: duckdb.DuckDBPyConnection, merges: list[SessionMerge]) -> None:
+    """The temporary table `session_merges` of `merges` (see _apply_merges and _fold_parts)."""
+    _temp_table(cur, "session_merges", {
+        "site_id": ("UINTEGER", [m.site_id for m in merges]),
+        "visitor_id": ("UBIGINT", [m.visitor_id for m in merges]),
+        "old_id": ("UBIGINT", [m.old_session_id for m in merges]),
+        "new_id": ("UBIGINT", [m.new_session_id for m in merges]),
+        "lo": ("TIMESTAMP", [m.lo_us for m in merges]),
+        "hi": ("TIMESTAMP", [m.hi_us for m in merges]),
+    })
 
 
 def _create_visits(cur: duckdb.DuckDBPyConnection) -> None:
