@@ -152,6 +152,28 @@ def test_serve_rejects_bad_settings(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "invalid setting" in bad.stderr
 
 
+def test_every_command_rejects_bad_settings_without_a_traceback(tmp_path: Path) -> None:
+    env = {"FOOTFALL_DUCKDB_MEMORY_LIMIT": "lots"}
+    for args in (["config"], ["sites", "list"], ["serve"]):
+        bad = cli(tmp_path, *args, env=env, check=False)
+        assert bad.returncode == 2, (args, bad.stderr)
+        assert "duckdb_memory_limit must be a size" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_duckdb_memory_limit_reaches_the_store(make_server: Any, data_dir: Path) -> None:
+    """The limit is DuckDB's own setting in the serving process, shown by /readyz, and the
+    management commands that open the file themselves take it as well."""
+    server = make_server(env={"FOOTFALL_DUCKDB_MEMORY_LIMIT": "100MB"}, data_dir=data_dir)
+    ready = httpx.get(server.url + "/readyz", timeout=5).json()
+    assert ready["store"]["memory_limit"] == "95.3 MiB"  # DuckDB counts MB as 1000^2 bytes
+    server.stop()
+    cli(data_dir, "sites", "add", "limited.example", env={"FOOTFALL_DUCKDB_MEMORY_LIMIT": "64MiB"})
+    server = make_server(data_dir=data_dir)
+    ready = httpx.get(server.url + "/readyz", timeout=5).json()
+    assert ready["store"]["memory_limit"] not in ("95.3 MiB", "64.0 MiB")  # DuckDB's default again
+    assert "limited.example" in {s["domain"] for s in cli_json(data_dir, "sites", "list")}
+
+
 def test_first_start_offers_a_demo_site(tmp_path: Path) -> None:
     server = Server(tmp_path / "data", env={"FOOTFALL_DEMO_SITE": "true"})
     server.start()

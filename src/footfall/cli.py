@@ -48,8 +48,17 @@ DataDir = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+def _settings(**flags: Any) -> Settings:
+    """Settings from flags, environment and file; a bad value is a clear error, not a traceback."""
+    try:
+        return load_settings(**flags)
+    except Exception as exc:
+        err.print(f"[red]error:[/red] invalid setting: {exc}")
+        raise typer.Exit(2) from None
+
+
 def _call(data_dir: Path | None, op: str, **args: Any) -> Any:
-    settings = load_settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir)
     try:
         return control.call(settings, op, args)
     except manage.ManageError as exc:
@@ -87,12 +96,7 @@ def _cell(value: Any) -> str:
 def _serve(**flags: Any) -> None:
     from footfall.server import run_server
 
-    try:
-        settings = load_settings(**flags)
-    except Exception as exc:
-        err.print(f"[red]error:[/red] invalid setting: {exc}")
-        raise typer.Exit(2) from None
-    run_server(settings)
+    run_server(_settings(**flags))
 
 
 def _settings_options() -> inspect.Signature:
@@ -120,7 +124,7 @@ app.command("serve", help="Start the server (ingest API, control socket, writer)
 @app.command("config")
 def config_cmd(data_dir: DataDir = None, as_json: Json = False) -> None:
     """Every setting: environment variable, flag, default and current value."""
-    rows = [vars(r) for r in describe(load_settings(data_dir=data_dir))]
+    rows = [vars(r) for r in describe(_settings(data_dir=data_dir))]
     if as_json:
         _print_json(rows)
     else:

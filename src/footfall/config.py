@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +24,10 @@ from footfall.enrich.exclusions import Exclusions
 
 ENV_PREFIX = "FOOTFALL_"
 CONFIG_FILE_NAME = "footfall.toml"
+
+# A size DuckDB's memory_limit accepts; checked here so a typo is a clear error at start-up
+# (and so the value can go into a SET statement, which takes no parameters).
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -101,6 +106,12 @@ class Settings(BaseSettings):
         description="A MaxMind-format database (GeoLite2 Country/City, DB-IP, IPinfo); "
         "empty uses the bundled country data.",
     )
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        description="Most memory DuckDB's buffer pool may use (e.g. 512MB, 2GB); past it DuckDB "
+        "evicts cached data and spills to temporary files in the data directory. "
+        "Empty: DuckDB's default, 80% of the machine's memory.",
+    )
     exclude_ips: str = Field(
         default="", description="Comma-separated IPs or CIDRs whose hits no site counts."
     )
@@ -116,6 +127,15 @@ class Settings(BaseSettings):
     def _check_proxies(cls, value: str) -> str:
         _parse_networks(value)
         return value
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _check_memory_limit(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not _MEMORY_SIZE.fullmatch(value.strip()):
+            raise ValueError("duckdb_memory_limit must be a size such as 512MB, 2GB or 1.5GiB")
+        return value.strip()
 
     @field_validator("log_level")
     @classmethod

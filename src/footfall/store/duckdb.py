@@ -444,7 +444,7 @@ def _open(path: Path, attempts: int) -> duckdb.DuckDBPyConnection:
 
 
 class DuckDBStore:
-    def __init__(self, path: Path, *, open_attempts: int = 20) -> None:
+    def __init__(self, path: Path, *, open_attempts: int = 20, memory_limit: str | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._con = _open(path, open_attempts)
@@ -462,6 +462,8 @@ class DuckDBStore:
         self._parts_lo_us: int | None = None
         cur = self._cursor()
         cur.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        if memory_limit:  # a size checked by config.Settings (SET takes no parameters)
+            cur.execute(f"SET memory_limit = '{memory_limit}'")
         for stmt in _DDL:
             cur.execute(stmt)
         _add_missing_event_columns(cur)
@@ -1187,8 +1189,13 @@ class DuckDBStore:
 
     def healthy(self) -> dict[str, Any]:
         t0 = time.perf_counter()
-        self._cursor().execute("SELECT 1").fetchone()
-        return {"engine": "duckdb", "path": str(self.path), "ping_ms": (time.perf_counter() - t0) * 1e3}
+        row = self._cursor().execute("SELECT current_setting('memory_limit')").fetchone()
+        return {
+            "engine": "duckdb",
+            "path": str(self.path),
+            "ping_ms": (time.perf_counter() - t0) * 1e3,
+            "memory_limit": row[0] if row else None,  # DuckDB's own wording, e.g. "95.3 MiB"
+        }
 
     def wal_bytes(self) -> int:
         try:
