@@ -33,6 +33,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 
 def test_idle_writer_checkpoints_and_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(writer_module, "IDLE_CHECKPOINT_AFTER_S", 1.0)
+    returns: list[float] = []  # when the writer handed freed memory back (the real call, counted)
+    real_return = writer_module.return_freed_memory
+    monkeypatch.setattr(writer_module, "return_freed_memory", lambda: (returns.append(time.time()), real_return()))
     store = DuckDBStore(tmp_path / "footfall.duckdb")
     site = store.add_site("example.com", "UTC", "FF-WRITER1")
     store.checkpoint()
@@ -53,7 +56,11 @@ def test_idle_writer_checkpoints_and_loses_nothing(tmp_path: Path, monkeypatch: 
         # threshold, the checkpoint waits for the writer to have been idle a while.
         assert store.wal_bytes() > 0
         assert store.count_events(site.id) == len(events)
+        assert returns == []  # not in the middle of the work
         wait_for(lambda: store.wal_bytes() == 0)
+        wait_for(lambda: len(returns) == 1)  # once the idle checkpoint is done, and only once
+        time.sleep(0.6)
+        assert len(returns) == 1
         assert store.count_events(site.id) == len(events)
         assert spool.closed_segments() == [] and writer.last_error is None
     finally:

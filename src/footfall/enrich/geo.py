@@ -23,8 +23,6 @@ client address must report "unknown", not the proxy's network.
 from __future__ import annotations
 
 import bisect
-import contextlib
-import ctypes
 import functools
 import gzip
 import ipaddress
@@ -40,6 +38,8 @@ from typing import Any, NamedTuple
 
 import maxminddb
 import maxminddb.errors
+
+from footfall.memory import return_freed_memory
 
 DEFAULT_CACHE_SIZE = 65_536
 GEOIP2FAST_DATA_FILE = "geoip2fast-ipv6.dat.gz"
@@ -411,15 +411,9 @@ def _country_table() -> _CountryTable:
         data_file = resources.files("geoip2fast") / GEOIP2FAST_DATA_FILE
     with resources.as_file(data_file) as data_path:
         table = _CountryTable(Path(data_path))
-    _return_freed_memory()
+    # The data file's ~55 MB of transient objects: glibc kept ~18 MB of them resident.
+    return_freed_memory()
     return table
-
-
-def _return_freed_memory() -> None:
-    """Hand the heap freed by the data file's ~55 MB of transient objects back to the system
-    (glibc keeps it otherwise: measured ~18 MB of the server's resident memory)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _geoip2fast_locator() -> GeoLocator:

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from footfall.memory import return_freed_memory
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import Spool, read_segment
 from footfall.store.base import Staged, Store
@@ -122,6 +123,12 @@ class Writer:
                     or time.time() - (self.last_commit_at or 0.0) >= IDLE_CHECKPOINT_AFTER_S
                 ):
                     dirty = not self.store.checkpoint()
+                    if not dirty:
+                        # The burst is over and its rows are in the file: what the batches and
+                        # the checkpoint freed goes back to the system rather than staying
+                        # resident while the server idles (after the single-record benchmark:
+                        # 233 MB idle without, with DuckDB's allocator purging too 178 MB).
+                        return_freed_memory()
                 self.spool.wait_for_segments(timeout=0.25)
                 continue
             try:
