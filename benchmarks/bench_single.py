@@ -6,7 +6,7 @@ One run: a fresh data directory; the ASGI wrapper (asgi_wrapper.py: Footfall's a
 202 responder on /bare, one uvicorn process); idle RSS; wrk against /bare (warm-up, then the
 measured run); wrk against /api/ingest/server/pageview with the same request bytes (warm-up,
 wait for the writer to drain, then the measured run, sampling RSS); finally the writer must
-commit every acknowledged event. Figures are the median over the runs.
+commit every acknowledged event, and RSS is read again 20 s later. Figures are the median over the runs.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ KEYS = [
     "ratio",
     "idle_rss_mb",
     "peak_rss_mb",
+    "after_load_rss_mb",
 ]
 
 
@@ -106,6 +107,12 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
             f"drained {drain_s:.2f} s after the run, committed {ready['writer']['events_committed']}/{acked}"
         )
         fsyncs, records = ready["spool"]["fsyncs"], ready["spool"]["records_written"]
+        # What the server keeps once the load is over: the writer's idle checkpoint comes at
+        # most 10 s after its last batch, then the memory is handed back.
+        time.sleep(args.after_load)
+        after_kb = srv.rss_kb()
+        common.log(f"memory: idle {idle_kb / 1024:.0f} MB, peak {peak_kb / 1024:.0f} MB, "
+                   f"{args.after_load:.0f} s after the load {after_kb / 1024:.0f} MB")
     return {
         "bare_rps": bare["ok_per_s"],
         "bare_p50_ms": bare["p50_us"] / 1000,
@@ -119,6 +126,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": ff["ok_per_s"] / bare["ok_per_s"],
         "idle_rss_mb": idle_kb / 1024,
         "peak_rss_mb": peak_kb / 1024,
+        "after_load_rss_mb": after_kb / 1024,
         "vm_hwm_mb": hwm_kb / 1024,
         "drain_after_run_s": drain_s,
         # wrk stops without counting requests in flight; the server still commits them
@@ -133,6 +141,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of wrk warm-up before each measured run")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds after start-up before idle RSS is read")
+    parser.add_argument("--after-load", type=float, default=20.0, help="seconds after the drain to RSS again")
 
 
 def check_wrk() -> None:
