@@ -96,7 +96,7 @@ def call(settings: Settings, op: str, args: dict[str, Any], wait_seconds: float 
                 raise manage.ManageError(str(reply.get("error")))
             return reply.get("result")
         try:
-            store = DuckDBStore(settings.database_path, open_attempts=3, memory_limit=settings.duckdb_memory_limit)
+            store = DuckDBStore.for_settings(settings, open_attempts=3)
         except StoreError:
             # A server is starting (it holds the file but is not listening yet): wait for it.
             if time.monotonic() > deadline:

@@ -39,7 +39,7 @@ class Runtime:
         self._closed = False
         self.started_at = time.time()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = DuckDBStore(settings.database_path, memory_limit=settings.duckdb_memory_limit)
+        self.store = DuckDBStore.for_settings(settings)
         self.salts = SaltRing()
         self.salts.rotate(self.store)
         self.sites = SiteRegistry()

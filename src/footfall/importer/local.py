@@ -143,7 +143,7 @@ class LocalImport(_Enriching):
         if server_listening(settings):
             raise _server_holds(settings)
         try:
-            self.store = DuckDBStore(settings.database_path, open_attempts=3, memory_limit=settings.duckdb_memory_limit)
+            self.store = DuckDBStore.for_settings(settings, open_attempts=3)
         except StoreError:
             raise _server_holds(settings) from None
         self.settings = settings

@@ -125,9 +125,10 @@ class Writer:
                     dirty = not self.store.checkpoint()
                     if not dirty:
                         # The burst is over and its rows are in the file: what the batches and
-                        # the checkpoint freed goes back to the system rather than staying
-                        # resident while the server idles (after the single-record benchmark:
-                        # 233 MB idle without, with DuckDB's allocator purging too 178 MB).
+                        # the checkpoint freed goes back to the system instead of staying
+                        # resident while the server idles. 20 s after the single-record
+                        # benchmark the server kept 211-249 MB before; 187-188 MB with this
+                        # and DuckDB's background purging (store/duckdb.py).
                         return_freed_memory()
                 self.spool.wait_for_segments(timeout=0.25)
                 continue

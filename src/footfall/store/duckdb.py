@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import msgspec
@@ -55,6 +55,9 @@ from footfall.store.sql import (
     rebuild_visits_sql,
     visit_rows_of_events,
 )
+
+if TYPE_CHECKING:  # config imports enrichment; the store needs only the type
+    from footfall.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -444,6 +447,12 @@ def _open(path: Path, attempts: int) -> duckdb.DuckDBPyConnection:
 
 
 class DuckDBStore:
+    @classmethod
+    def for_settings(cls, settings: Settings, *, open_attempts: int = 20) -> DuckDBStore:
+        """The data directory's store, opened with the settings that concern it: one place for
+        the server, the management commands and the importer alike."""
+        return cls(settings.database_path, open_attempts=open_attempts, memory_limit=settings.duckdb_memory_limit)
+
     def __init__(self, path: Path, *, open_attempts: int = 20, memory_limit: str | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
