@@ -14,6 +14,7 @@ from footfall.pipeline import writer as writer_module
 from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import SEGMENT_SUFFIX, Spool, frame
 from footfall.pipeline.writer import Writer
+from footfall.store import duckdb as duckdb_module
 from footfall.store.duckdb import DuckDBStore
 
 T0 = 1_775_001_600_000_000  # 2026-04-01T00:00:00Z in microseconds
@@ -152,12 +153,17 @@ def test_a_steady_stream_is_checkpointed_between_batches(tmp_path: Path, monkeyp
         store.close()
 
 
-def test_records_that_are_not_events_are_left_out_and_the_rest_load(tmp_path: Path) -> None:
-    """A batch reaches DuckDB as one string, a record a line: records that are not UTF-8,
-    hold a raw newline or are not JSON are left out alone, and every good record around them
-    loads, each with its own session columns (no line shifted into another's place)."""
+@pytest.mark.parametrize("chunk_bytes", [2 << 20, 1, 400])
+def test_records_that_are_not_events_are_left_out_and_the_rest_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
+    """A batch reaches DuckDB as strings of a record a line (the whole batch, a record each,
+    or a few): records that are not UTF-8, hold a raw newline or are not JSON are left out
+    alone, and every good record around them loads, each with its own session columns (no
+    line shifted into another's place)."""
     from footfall.pipeline.writer import load_batch
 
+    monkeypatch.setattr(duckdb_module, "STAGE_CHUNK_BYTES", chunk_bytes)
     store = DuckDBStore(tmp_path / "footfall.duckdb")
     site = store.add_site("example.com", "UTC", "FF-WRITER9")
     sessionizer = Sessionizer(store, 30 * 60_000_000)
@@ -170,8 +176,8 @@ def test_records_that_are_not_events_are_left_out_and_the_rest_load(tmp_path: Pa
     ]
     mixed = [good[0], bad[0], good[1], bad[1], good[2], bad[2], good[3], bad[3], good[4], good[5]]
     try:
-        staged = load_batch(store, sessionizer, mixed, [])
-        assert staged.records == len(good)
+        staged = load_batch(store, sessionizer, iter(mixed), [])
+        assert (staged.records, staged.read) == (len(good), len(mixed))
         rows = store._cursor().execute(
             "SELECT pathname, visitor_id FROM events ORDER BY pathname"
         ).fetchall()
@@ -181,3 +187,39 @@ def test_records_that_are_not_events_are_left_out_and_the_rest_load(tmp_path: Pa
         assert store.count_events() == len(good)
     finally:
         store.close()
+
+
+def test_a_batch_staged_in_chunks_gets_the_sessions_of_one_staged_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer reads a batch's segments one at a time and stages them a few records per
+    statement: the records of every segment are committed, once, with the visits the same
+    batch gets when staged as one string."""
+    events = [pageview(1, T0 + (i * 7919 % 600) * 120_000_000, i % 13, f"/p{i % 5}") for i in range(600)]
+
+    def load(directory: Path, chunk_bytes: int) -> list[tuple[int, int, int]]:
+        monkeypatch.setattr(duckdb_module, "STAGE_CHUNK_BYTES", chunk_bytes)
+        store = DuckDBStore(directory / "footfall.duckdb")
+        site = store.add_site("example.com", "UTC", "FF-WRITER10")
+        assert site.id == 1
+        spool = Spool(directory / "spool", segment_bytes=10 << 20, rotate_seconds=60.0)
+        for lo in range(0, len(events), 150):  # four closed segments, one batch
+            spool.append_sync(b"".join(frame(encode_event(e)) for e in events[lo:lo + 150]), 150)
+            assert spool.close_active_now()
+        writer = Writer(spool, store, Sessionizer(store, 30 * 60_000_000), 50_000)
+        try:
+            assert writer.drain_once(spool.closed_segments()) == len(events)
+            assert spool.closed_segments() == [] and store.committed_segments() == set()
+            return store._cursor().execute(
+                "SELECT visitor_id, count(*), count(DISTINCT pathname) FROM events"
+                " GROUP BY visitor_id, session_id ORDER BY ALL"
+            ).fetchall()
+        finally:
+            spool.close()
+            store.close()
+
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "chunks").mkdir()
+    whole = load(tmp_path / "whole", 2 << 20)
+    assert load(tmp_path / "chunks", 700) == whole
+    assert sum(n for _, n, _ in whole) == len(events) and len(whole) > 13

@@ -11,6 +11,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from footfall.memory import return_freed_memory
@@ -54,13 +55,16 @@ REST_UNTIL_BYTES = 8 << 20  # ~28,000 events
 BEHIND_SWITCH_INTERVAL_S = 0.001
 
 
-def load_batch(store: Store, sessionizer: Sessionizer, payloads: list[bytes], segments: list[str]) -> Staged:
+def load_batch(store: Store, sessionizer: Sessionizer, payloads: Iterable[bytes], segments: list[Path]) -> Staged:
     """Spooled events into the store in one transaction: stage them, assign their sessions,
     commit them with the session merges and the segments' ledger rows. Returns what was
-    staged; the rest of `payloads` were duplicates or did not parse as events."""
+    staged; the rest of the records read were duplicates or did not parse as events.
+
+    `segments` is read only at the commit: the writer fills it while `payloads` is consumed
+    (it reads a segment when staging reaches it)."""
     staged = store.stage_batch(payloads)
     session_ids, merges = sessionizer.assign(staged)
-    store.commit_staged(session_ids, merges, segments, sessionizer.reach_us)
+    store.commit_staged(session_ids, merges, [p.name for p in segments], sessionizer.reach_us)
     return staged
 
 
@@ -171,24 +175,10 @@ class Writer:
             self.store.forget_segments([p.name for p in already])
             return 0
         batch: list[Path] = []
-        payloads: list[bytes] = []
-        for path in segments:
-            if batch and len(payloads) >= self.batch_events:
-                break
-            read = read_segment(path)
-            if read.torn_bytes:
-                self.torn_records_dropped += 1
-                self.torn_segments.append(path.name)
-                log.warning(
-                    "spool segment %s ends in a torn record: %d bytes dropped, %d whole records kept",
-                    path.name, read.torn_bytes, len(read.records),
-                )
-            payloads.extend(read.records)
-            batch.append(path)
-        staged = load_batch(self.store, self.sessionizer, payloads, [p.name for p in batch])
+        staged = load_batch(self.store, self.sessionizer, self._records(segments, batch), batch)
         loaded = staged.records
         self.duplicates_skipped += staged.duplicates
-        if rejected := len(payloads) - loaded - staged.duplicates:
+        if rejected := staged.read - loaded - staged.duplicates:
             # Whole records (their checksums match) that this version cannot read, e.g. written
             # by an incompatible one: reported and skipped, never blocking the segments behind.
             self.undecodable_records += rejected
@@ -198,3 +188,23 @@ class Writer:
         self.events_committed += loaded
         self.last_commit_at = time.time()
         return loaded
+
+    def _records(self, segments: list[Path], batch: list[Path]) -> Iterator[bytes]:
+        """The records of a batch's segments, a segment read when the last one is consumed (so
+        only one is held at a time); the batch ends after the segment that reaches
+        batch_events. Each segment read is added to `batch`."""
+        count = 0
+        for path in segments:
+            if batch and count >= self.batch_events:
+                return
+            read = read_segment(path)
+            if read.torn_bytes:
+                self.torn_records_dropped += 1
+                self.torn_segments.append(path.name)
+                log.warning(
+                    "spool segment %s ends in a torn record: %d bytes dropped, %d whole records kept",
+                    path.name, read.torn_bytes, len(read.records),
+                )
+            batch.append(path)
+            count += len(read.records)
+            yield from read.records

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
 from footfall.meta import ServerKey, ShareLink, Site, SiteSettings, Token, User
@@ -32,6 +33,7 @@ class Staged(NamedTuple):
     events: int = 0  # records that are events (they get sessions)
     modes: bool = False  # some event names a session mode (event.SESSION_*)
     explicit_keys: tuple[tuple[int, str], ...] = ()  # distinct (site, session key) given by callers
+    read: int = 0  # records taken from the caller: staged, duplicates and those that did not parse
 
 
 class SessionSpan(NamedTuple):
@@ -123,7 +125,7 @@ class Store(Protocol):
     def committed_segments(self) -> set[str]: ...
     def forget_segments(self, names: list[str]) -> None: ...
     def session_spans(self, windows: VisitorWindows, gap_us: int) -> list[SessionSpan]: ...
-    def stage_batch(self, payloads: list[bytes]) -> Staged: ...
+    def stage_batch(self, payloads: Iterable[bytes]) -> Staged: ...
     # Sessions of the staged events: in the engine (None: the stored visits near the batch
     # overlap, assign one by one), or one by one with these two (see pipeline/sessions.py).
     def assign_sessions(self, gap_us: int, explicit_ids: dict[tuple[int, str], int]) -> list[SessionMerge] | None: ...

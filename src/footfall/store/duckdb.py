@@ -13,7 +13,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,16 +231,20 @@ _COUNT_DROPPED = f"""
 # session ids to join on. Records missing a required field are deleted afterwards rather than
 # filtered in the same statement: a filter on the unnested fields made DuckDB evaluate the
 # JSON transform again for each of them (330 against 100 ms for 50,000 records).
-_STAGE = (
-    "CREATE OR REPLACE TEMP TABLE staged AS "
-    f"SELECT i, unnest(json_transform(payload, '{_STAGED_STRUCT}')) FROM {{source}}"
+_STAGE_ROWS = f"SELECT i, unnest(json_transform(payload, '{_STAGED_STRUCT}')) FROM {{source}}"
+_STAGE_EMPTY = "CREATE OR REPLACE TEMP TABLE staged AS " + _STAGE_ROWS.replace(
+    "{source}", "(SELECT 0::BIGINT AS i, ''::VARCHAR AS payload WHERE false)"
 )
-# A batch's records, a record a line in the one parameter, as rows (i, payload); the two
-# unnests of one select go in step.
+_STAGE_CHUNK = "INSERT INTO staged " + _STAGE_ROWS
+# A chunk of a batch's records, a record a line in $1, as rows (i, payload) numbered from $2;
+# the two unnests of one select go in step.
 _SPOOL_PAYLOADS = (
-    "(SELECT generate_subscripts(l, 1) - 1 AS i, unnest(l) AS payload"
+    "(SELECT generate_subscripts(l, 1) - 1 + $2 AS i, unnest(l) AS payload"
     " FROM (SELECT string_split($1, chr(10)) AS l))"
 )
+# How much of a batch is staged by one statement: 2 MiB is ~4,000 records, so the fixed cost
+# of a statement (~1 ms) stays small beside its parsing.
+STAGE_CHUNK_BYTES = 2 << 20
 # -- sessions of a batch, in the engine (pipeline/sessions.py states the rules) ------------------
 #
 # The implicit events of the batch in runs: a visitor's events sorted by time, a new run after
@@ -827,36 +831,27 @@ class DuckDBStore:
             cur.execute("DROP TABLE IF EXISTS session_keys")
         return [SessionSpan(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
 
-    def stage_batch(self, payloads: list[bytes]) -> Staged:
+    def stage_batch(self, payloads: Iterable[bytes]) -> Staged:
         """Parse spooled records (JSON, see event.encode_event) into the staging table.
 
         DuckDB parses the whole batch in its own engine, off the GIL; Python gets back only the
         columns sessions need, for the events among the records. Records that do not parse as
-        this version's are left out: the caller counts them as the difference in length.
+        this version's are left out: the caller counts them as `read` less the rest.
 
-        The records reach DuckDB as one string, a record a line (JSON has no raw newline), split
+        The records reach DuckDB as strings of a record a line (JSON has no raw newline), split
         there: one value to convert. An Arrow array was built string by string holding the GIL
         (the event loop stalled up to 13-29 ms while 50,000 records were staged, 5 ms now, at
-        the same speed), and pyarrow was ~25 MB of the server's memory."""
+        the same speed), and pyarrow was ~25 MB of the server's memory. One string of
+        STAGE_CHUNK_BYTES at a time, consumed from `payloads` as it goes: the whole batch as
+        one string was held four times at once (the records, their join, its text, DuckDB's
+        copy and split), a transient that set the server's peak memory under load."""
         cur = self._cursor()
-        source = _SPOOL_PAYLOADS if payloads else "(SELECT 0 AS i, '' AS payload WHERE false)"
-        joined = b"\n".join(payloads)
-        try:
-            text = joined.decode("utf-8")
-        except UnicodeDecodeError:
-            text = ""
-        if not text or joined.count(b"\n") != len(payloads) - 1:
-            # Not UTF-8, or a newline inside a record: not this version's JSON; those records
-            # alone are left out (as empty lines).
-            text = "\n".join(_record_line(p) for p in payloads)
         cur.execute("DROP TABLE IF EXISTS staged_sessions")  # left by a failed commit
-        try:
-            cur.execute(_STAGE.replace("{source}", source), [text] if payloads else [])
-        except duckdb.InvalidInputException:
-            # Some record is not JSON at all: parse again, checking each one (twice the work,
-            # so only on this rare path).
-            checked = f"(SELECT * FROM {source} WHERE json_valid(payload))"
-            cur.execute(_STAGE.replace("{source}", checked), [text] if payloads else [])
+        cur.execute(_STAGE_EMPTY)
+        read = 0
+        for chunk in _chunks(payloads, STAGE_CHUNK_BYTES):
+            _stage_chunk(cur, chunk, read)
+            read += len(chunk)
         cur.execute(_UNSTAGE_INCOMPLETE)
         staged, with_ids, first_us, explicit = cur.execute(
             "SELECT count(*), count(event_id), min(ts),"
@@ -876,7 +871,7 @@ class DuckDBStore:
             f"SELECT DISTINCT site_id, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL})"
             " AND NOT starts_with(session_key, chr(0))"
         ).fetchall()
-        return Staged(int(staged - duplicates), int(duplicates), int(events), bool(modes), tuple(explicit))
+        return Staged(int(staged - duplicates), int(duplicates), int(events), bool(modes), tuple(explicit), read)
 
     def staged_session_keys(self) -> SessionKeys:
         """The staged events' session columns, in staging order (see SessionKeys)."""
@@ -1256,6 +1251,41 @@ def _add_missing_event_columns(cur: duckdb.DuckDBPyConnection) -> None:
         if name not in existing:
             default = " DEFAULT ''" if typ == "VARCHAR NOT NULL" else ""
             cur.execute(f"ALTER TABLE events ADD COLUMN {name} {typ.replace(' NOT NULL', '')}{default}")
+
+
+def _chunks(payloads: Iterable[bytes], limit: int) -> Iterator[list[bytes]]:
+    """`payloads` in lists of about `limit` bytes (a record is never split)."""
+    chunk: list[bytes] = []
+    size = 0
+    for payload in payloads:
+        chunk.append(payload)
+        size += len(payload) + 1
+        if size >= limit:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _stage_chunk(cur: duckdb.DuckDBPyConnection, payloads: list[bytes], first: int) -> None:
+    """Append records to the staging table, numbered from `first`."""
+    joined = b"\n".join(payloads)
+    try:
+        text = joined.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if not text or joined.count(b"\n") != len(payloads) - 1:
+        # Not UTF-8, or a newline inside a record: not this version's JSON; those records
+        # alone are left out (as empty lines).
+        text = "\n".join(_record_line(p) for p in payloads)
+    del joined
+    try:
+        cur.execute(_STAGE_CHUNK.replace("{source}", _SPOOL_PAYLOADS), [text, first])
+    except duckdb.InvalidInputException:
+        # Some record is not JSON at all: parse again, checking each one (twice the work,
+        # so only on this rare path). A failed statement appended nothing.
+        checked = f"(SELECT * FROM {_SPOOL_PAYLOADS} WHERE json_valid(payload))"
+        cur.execute(_STAGE_CHUNK.replace("{source}", checked), [text, first])
 
 
 def _record_line(payload: bytes) -> str:
