@@ -270,6 +270,23 @@ def test_rollup_equals_the_visits_recomputed_from_events(
     assert folded_visits(shared_store, site) == want
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=histories(KEYS, 24))
+def test_a_fold_in_slices_equals_the_visits_recomputed_from_events(
+    shared_store: DuckDBStore, history: tuple[list[Spec], list[int], list[int]]
+) -> None:
+    """Folds of more than FOLD_SLICE_VISITS visits go a slice at a time (bounded memory):
+    here 2, so every fold of these histories is sliced, merges of stored visits included."""
+    specs, order, cuts = history
+    site = new_site(shared_store)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("footfall.store.duckdb.FOLD_SLICE_VISITS", 2)
+        load(shared_store, to_events(site, specs), order, cuts)
+        want = recomputed_visits(shared_store, site)
+        assert stored_visits(shared_store, site) == want
+        assert folded_visits(shared_store, site) == want
+
+
 QUERIES: list[dict[str, Any]] = [
     {"metrics": ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")},
     {"metrics": ("visits", "bounce_rate", "visit_duration"), "dimensions": ("time:hour",)},
