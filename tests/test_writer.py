@@ -4,7 +4,7 @@ the store's log into the database file in its idle moments rather than in the mi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -223,3 +223,35 @@ def test_a_batch_staged_in_chunks_gets_the_sessions_of_one_staged_whole(
     whole = load(tmp_path / "whole", 2 << 20)
     assert load(tmp_path / "chunks", 700) == whole
     assert sum(n for _, n, _ in whole) == len(events) and len(whole) > 13
+
+
+def test_a_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_path: Path) -> None:
+    """DuckDB runs a batch load on one thread (store.duckdb.DuckDBStore.loading), and queries
+    get their threads back when it ends, also when it fails."""
+    from footfall.pipeline.writer import load_batch
+
+    store = DuckDBStore(tmp_path / "footfall.duckdb", threads=3)
+    site = store.add_site("example.com", "UTC", "FF-WRITER5")
+    sessionizer = Sessionizer(store, 30 * 60_000_000)
+
+    def threads() -> int:
+        row = store._cursor().execute("SELECT current_setting('threads')").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    seen: list[int] = []
+
+    def records(fail: bool) -> Iterator[bytes]:
+        seen.append(threads())  # read by the load's staging, inside it
+        yield encode_event(pageview(site.id, T0, 7))
+        if fail:
+            raise OSError("a segment became unreadable")
+
+    assert threads() == 3
+    load_batch(store, sessionizer, records(fail=False), [])
+    assert (seen, threads()) == ([1], 3)
+    with pytest.raises(OSError):
+        load_batch(store, sessionizer, records(fail=True), [])
+    assert (seen, threads()) == ([1, 1], 3)
+    assert store.count_events(site.id) == 1
+    store.close()

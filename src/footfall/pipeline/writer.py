@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 # events; and while it rests between the batches of a steady stream, once the log holds this
 # much. The latter bounds memory: until a checkpoint DuckDB keeps appended rows in memory
 # uncompressed (~540 bytes an event), so a stream that never let the writer go idle grew the
-# server without bound (+110 MB in the 12 s of the single-record benchmark).
-CHECKPOINT_WAL_BYTES = 16 << 20
+# server without bound (+110 MB in the 12 s of the single-record benchmark). 8 MiB (~18,000
+# events) rather than 16: the single-record benchmark's peak RSS fell from 211-212 to 199-200 MB
+# (2 paired runs, ~9,000 events/s), with no change in throughput within the noise.
+CHECKPOINT_WAL_BYTES = 8 << 20
 IDLE_CHECKPOINT_AFTER_S = 10.0
 # A batch costs the store a fixed ~40 ms plus ~14 us an event (2 CPUs): loading every closed
 # segment the moment it appears spent, under a steady stream of single-record requests, a
@@ -62,9 +64,10 @@ def load_batch(store: Store, sessionizer: Sessionizer, payloads: Iterable[bytes]
 
     `segments` is read only at the commit: the writer fills it while `payloads` is consumed
     (it reads a segment when staging reaches it)."""
-    staged = store.stage_batch(payloads)
-    session_ids, merges = sessionizer.assign(staged)
-    store.commit_staged(session_ids, merges, [p.name for p in segments], sessionizer.reach_us)
+    with store.loading():
+        staged = store.stage_batch(payloads)
+        session_ids, merges = sessionizer.assign(staged)
+        store.commit_staged(session_ids, merges, [p.name for p in segments], sessionizer.reach_us)
     return staged
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
 from footfall.meta import ServerKey, ShareLink, Site, SiteSettings, Token, User
@@ -125,6 +126,9 @@ class Store(Protocol):
     def committed_segments(self) -> set[str]: ...
     def forget_segments(self, names: list[str]) -> None: ...
     def session_spans(self, windows: VisitorWindows, gap_us: int) -> list[SessionSpan]: ...
+    # A batch load (stage_batch, the sessions, commit_staged) runs inside loading(): an engine
+    # may run it differently from queries (DuckDB: on one thread).
+    def loading(self) -> AbstractContextManager[None]: ...
     def stage_batch(self, payloads: Iterable[bytes]) -> Staged: ...
     # Sessions of the staged events: in the engine (None: the stored visits near the batch
     # overlap, assign one by one), or one by one with these two (see pipeline/sessions.py).
