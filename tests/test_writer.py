@@ -225,9 +225,10 @@ def test_a_batch_staged_in_chunks_gets_the_sessions_of_one_staged_whole(
     assert sum(n for _, n, _ in whole) == len(events) and len(whole) > 13
 
 
-def test_a_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_path: Path) -> None:
-    """DuckDB runs a batch load on one thread (store.duckdb.DuckDBStore.loading), and queries
-    get their threads back when it ends, also when it fails."""
+def test_a_small_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_path: Path) -> None:
+    """DuckDB runs a steady stream's small batch on one thread (DuckDBStore.small_load), a
+    backlog's with all of them; queries get their threads back when the load ends, also when it
+    fails; and the writer tells the two apart by what waits in the spool."""
     from footfall.pipeline.writer import load_batch
 
     store = DuckDBStore(tmp_path / "footfall.duckdb", threads=3)
@@ -241,17 +242,40 @@ def test_a_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_path: 
 
     seen: list[int] = []
 
-    def records(fail: bool) -> Iterator[bytes]:
+    def records(minute: int, fail: bool = False) -> Iterator[bytes]:
         seen.append(threads())  # read by the load's staging, inside it
-        yield encode_event(pageview(site.id, T0, 7))
+        yield encode_event(pageview(site.id, T0 + minute * 60_000_000, 7))
         if fail:
             raise OSError("a segment became unreadable")
 
     assert threads() == 3
-    load_batch(store, sessionizer, records(fail=False), [])
+    load_batch(store, sessionizer, records(0), [], small=True)
     assert (seen, threads()) == ([1], 3)
     with pytest.raises(OSError):
-        load_batch(store, sessionizer, records(fail=True), [])
+        load_batch(store, sessionizer, records(1, fail=True), [], small=True)
     assert (seen, threads()) == ([1, 1], 3)
-    assert store.count_events(site.id) == 1
+    load_batch(store, sessionizer, records(2), [])
+    assert (seen, threads()) == ([1, 1, 3], 3)
+    assert store.count_events(site.id) == 2
+
+    # The writer: a few records waiting are a small batch; more than a rest's worth, a backlog.
+    spool = Spool(tmp_path / "spool", segment_bytes=1 << 20, rotate_seconds=60.0)
+    writer = Writer(spool, store, sessionizer, 100_000)
+    real_load = writer_module.load_batch
+    loads: list[bool] = []
+
+    def spy(*args: object, small: bool = False) -> object:
+        loads.append(small)
+        return real_load(*args, small=small)  # type: ignore[arg-type]
+
+    record = frame(encode_event(pageview(site.id, T0 + 3_600_000_000, 8)))
+    for count in (10, writer_module.REST_UNTIL_BYTES // len(record) + 1):
+        spool.append_sync(record * count, count)
+        spool.close_active_now()  # unless the append filled it and it rotated already
+        assert spool.closed_bytes() == len(record) * count
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(writer_module, "load_batch", spy)
+            assert writer.drain_once(spool.closed_segments()) == count
+    assert loads == [True, False]
+    spool.close()
     store.close()

@@ -7,6 +7,7 @@ on the next pass the segment is found in the ledger and just deleted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -57,14 +58,17 @@ REST_UNTIL_BYTES = 8 << 20  # ~28,000 events
 BEHIND_SWITCH_INTERVAL_S = 0.001
 
 
-def load_batch(store: Store, sessionizer: Sessionizer, payloads: Iterable[bytes], segments: list[Path]) -> Staged:
+def load_batch(
+    store: Store, sessionizer: Sessionizer, payloads: Iterable[bytes], segments: list[Path], *, small: bool = False
+) -> Staged:
     """Spooled events into the store in one transaction: stage them, assign their sessions,
     commit them with the session merges and the segments' ledger rows. Returns what was
     staged; the rest of the records read were duplicates or did not parse as events.
 
     `segments` is read only at the commit: the writer fills it while `payloads` is consumed
-    (it reads a segment when staging reaches it)."""
-    with store.loading():
+    (it reads a segment when staging reaches it). `small`: a steady stream's batch, which the
+    store may load with less (Store.small_load); a backlog or an import gets all it has."""
+    with store.small_load() if small else contextlib.nullcontext():
         staged = store.stage_batch(payloads)
         session_ids, merges = sessionizer.assign(staged)
         store.commit_staged(session_ids, merges, [p.name for p in segments], sessionizer.reach_us)
@@ -178,7 +182,9 @@ class Writer:
             self.store.forget_segments([p.name for p in already])
             return 0
         batch: list[Path] = []
-        staged = load_batch(self.store, self.sessionizer, self._records(segments, batch), batch)
+        # Less than a rest's worth waiting: a steady stream, not a backlog (see REST_UNTIL_BYTES).
+        small = self.spool.closed_bytes() < REST_UNTIL_BYTES
+        staged = load_batch(self.store, self.sessionizer, self._records(segments, batch), batch, small=small)
         loaded = staged.records
         self.duplicates_skipped += staged.duplicates
         if rejected := staged.read - loaded - staged.duplicates:

@@ -474,8 +474,8 @@ class DuckDBStore:
         # reads the whole visits table once).
         self._parts_rows = 0
         self._parts_lo_us: int | None = None
-        self._loads = 0  # batch loads in progress (see loading)
-        self._loads_lock = threading.Lock()
+        self._small_loads = 0  # in progress (see small_load)
+        self._small_loads_lock = threading.Lock()
         cur = self._cursor()
         if threads:  # queries' threads; DuckDB's default is one a core
             cur.execute(f"SET threads = {int(threads)}")
@@ -839,24 +839,23 @@ class DuckDBStore:
         return [SessionSpan(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
 
     @contextlib.contextmanager
-    def loading(self) -> Iterator[None]:
-        """A batch load runs on one DuckDB thread. On a batch of a few thousand events DuckDB's
-        parallel operators cost more than they gain: each thread builds its own row groups of
-        the staging table's 50 columns and its own hash tables, so two threads held ~18 MB more
-        for no speed (the writer alone loaded 8,000-event batches ~10% faster on one thread,
-        50,000-event batches as fast or faster, 2 CPUs), and the second core is the HTTP side's.
-        The thread count is the database's, not a connection's: a query that runs meanwhile
-        has one thread until the load ends (setting it costs ~0.3 ms)."""
-        with self._loads_lock:
-            self._loads += 1
-            if self._loads == 1:
+    def small_load(self) -> Iterator[None]:
+        """A small batch load runs on one DuckDB thread. On a batch of a few thousand events
+        DuckDB's parallel operators cost more than they gain: each thread builds its own row
+        groups of the staging table's 50 columns and its own hash tables, so two threads held
+        ~18 MB more for no speed (the writer alone, 8,000-event batches, 2 CPUs), and the other
+        cores are the HTTP side's. The thread count is the database's, not a connection's: a
+        query that runs meanwhile has one thread until the load ends (setting it costs ~0.3 ms)."""
+        with self._small_loads_lock:
+            self._small_loads += 1
+            if self._small_loads == 1:
                 self._cursor().execute("SET threads = 1")
         try:
             yield
         finally:
-            with self._loads_lock:
-                self._loads -= 1
-                if self._loads == 0:
+            with self._small_loads_lock:
+                self._small_loads -= 1
+                if self._small_loads == 0:
                     self._cursor().execute(f"SET threads = {self._threads}")
 
     def stage_batch(self, payloads: Iterable[bytes]) -> Staged:
