@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from footfall.pipeline.sessions import Sessionizer
 from footfall.pipeline.spool import SEGMENT_SUFFIX, Spool, frame
 from footfall.pipeline.writer import Writer
 from footfall.store import duckdb as duckdb_module
+from footfall.store.base import Staged
 from footfall.store.duckdb import DuckDBStore
 
 T0 = 1_775_001_600_000_000  # 2026-04-01T00:00:00Z in microseconds
@@ -228,7 +230,7 @@ def test_a_batch_staged_in_chunks_gets_the_sessions_of_one_staged_whole(
 def test_a_small_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_path: Path) -> None:
     """DuckDB runs a steady stream's small batch on one thread (DuckDBStore.small_load), a
     backlog's with all of them; queries get their threads back when the load ends, also when it
-    fails; and the writer tells the two apart by what waits in the spool."""
+    fails; and the writer loads small unless the batch before left a backlog."""
     from footfall.pipeline.writer import load_batch
 
     store = DuckDBStore(tmp_path / "footfall.duckdb", threads=3)
@@ -258,24 +260,38 @@ def test_a_small_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_
     assert (seen, threads()) == ([1, 1, 3], 3)
     assert store.count_events(site.id) == 2
 
-    # The writer: a few records waiting are a small batch; more than a rest's worth, a backlog.
-    spool = Spool(tmp_path / "spool", segment_bytes=1 << 20, rotate_seconds=60.0)
-    writer = Writer(spool, store, sessionizer, 100_000)
+    # The writer: a batch is small unless the one before left a backlog behind it (here:
+    # three closed segments of 150 and an active one, with batches of 100; later a trickle).
+    spool = Spool(tmp_path / "spool", segment_bytes=10 << 20, rotate_seconds=60.0)
     real_load = writer_module.load_batch
-    loads: list[bool] = []
+    loads: list[tuple[int, bool]] = []
 
-    def spy(*args: object, small: bool = False) -> object:
-        loads.append(small)
-        return real_load(*args, small=small)  # type: ignore[arg-type]
+    def spy(*args: Any, small: bool = False) -> Staged:
+        staged = real_load(*args, small=small)
+        loads.append((staged.records, small))
+        return staged
 
-    record = frame(encode_event(pageview(site.id, T0 + 3_600_000_000, 8)))
-    for count in (10, writer_module.REST_UNTIL_BYTES // len(record) + 1):
-        spool.append_sync(record * count, count)
-        spool.close_active_now()  # unless the append filled it and it rotated already
-        assert spool.closed_bytes() == len(record) * count
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(writer_module, "load_batch", spy)
-            assert writer.drain_once(spool.closed_segments()) == count
-    assert loads == [True, False]
+    for n in range(4):
+        segment = [frame(encode_event(pageview(site.id, T0 + (n * 150 + i) * 1_000_000, 9))) for i in range(150)]
+        spool.append_sync(b"".join(segment), 150)
+        if n < 3:
+            assert spool.close_active_now()
+    writer = Writer(spool, store, sessionizer, 100)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(writer_module, "load_batch", spy)
+        writer.start()
+        try:
+            wait_for(lambda: writer.events_committed == 600, timeout=10.0)
+            # The first loads small (nothing was waiting before it), the next two are the backlog
+            # it left, and the burst's tail (the active segment, taken once the backlog is gone)
+            # is small again.
+            assert loads == [(150, True), (150, False), (150, False), (150, True)]
+            # Idle now: the next records are a steady stream's again.
+            spool.append_sync(frame(encode_event(pageview(site.id, T0 + 10**9, 9))), 1)
+            assert spool.close_active_now()
+            wait_for(lambda: writer.events_committed == 601, timeout=10.0)
+            assert loads[-1] == (1, True)
+        finally:
+            writer.stop()
     spool.close()
     store.close()

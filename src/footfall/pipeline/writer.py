@@ -145,7 +145,7 @@ class Writer:
                 continue
             try:
                 started = time.monotonic()
-                loaded = self.drain_once(segments)
+                loaded = self.drain_once(segments, steady=not catching_up)
                 dirty = True
                 failures = 0
                 self.last_error = None
@@ -173,8 +173,10 @@ class Writer:
         except Exception:  # the parts stay pending, queries still merge them: try again later
             log.exception("folding visit parts failed; will retry")
 
-    def drain_once(self, segments: list[Path]) -> int:
-        """Load a batch of segments into the store; returns the events committed."""
+    def drain_once(self, segments: list[Path], *, steady: bool = False) -> int:
+        """Load a batch of segments into the store; returns the events committed. `steady`:
+        the writer is keeping up (the last batch left no backlog), so this is a steady
+        stream's batch, loaded small (see load_batch) even if it is a full rest's worth."""
         committed = self.store.committed_segments()
         already = [p for p in segments if p.name in committed]
         if already:
@@ -182,9 +184,7 @@ class Writer:
             self.store.forget_segments([p.name for p in already])
             return 0
         batch: list[Path] = []
-        # Less than a rest's worth waiting: a steady stream, not a backlog (see REST_UNTIL_BYTES).
-        small = self.spool.closed_bytes() < REST_UNTIL_BYTES
-        staged = load_batch(self.store, self.sessionizer, self._records(segments, batch), batch, small=small)
+        staged = load_batch(self.store, self.sessionizer, self._records(segments, batch), batch, small=steady)
         loaded = staged.records
         self.duplicates_skipped += staged.duplicates
         if rejected := staged.read - loaded - staged.duplicates:
