@@ -145,7 +145,8 @@ class Writer:
                 continue
             try:
                 started = time.monotonic()
-                loaded = self.drain_once(segments, steady=not catching_up)
+                # Small unless the last batch left a backlog behind it (see load_batch).
+                loaded = self.drain_once(segments, small=not catching_up)
                 dirty = True
                 failures = 0
                 self.last_error = None
@@ -173,10 +174,9 @@ class Writer:
         except Exception:  # the parts stay pending, queries still merge them: try again later
             log.exception("folding visit parts failed; will retry")
 
-    def drain_once(self, segments: list[Path], *, steady: bool = False) -> int:
-        """Load a batch of segments into the store; returns the events committed. `steady`:
-        the writer is keeping up (the last batch left no backlog), so this is a steady
-        stream's batch, loaded small (see load_batch) even if it is a full rest's worth."""
+    def drain_once(self, segments: list[Path], *, small: bool = False) -> int:
+        """Load a batch of segments into the store; returns the events committed. `small`: as
+        load_batch's, a steady stream's batch (even a full rest's worth of one)."""
         committed = self.store.committed_segments()
         already = [p for p in segments if p.name in committed]
         if already:
@@ -184,7 +184,7 @@ class Writer:
             self.store.forget_segments([p.name for p in already])
             return 0
         batch: list[Path] = []
-        staged = load_batch(self.store, self.sessionizer, self._records(segments, batch), batch, small=steady)
+        staged = load_batch(self.store, self.sessionizer, self._records(segments, batch), batch, small=small)
         loaded = staged.records
         self.duplicates_skipped += staged.duplicates
         if rejected := staged.read - loaded - staged.duplicates:
