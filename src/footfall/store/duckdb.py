@@ -468,6 +468,7 @@ class DuckDBStore:
         self._staged = False  # a batch is in the staging table
         self._staged_rows: list[int] | None = None  # staging rows of the events (staged_session_keys)
         self._staged_with_ids = False  # some staged record has a caller-derived event id
+        self._staged_uncounted = 0  # staged AI fetches and dropped hits (not rows of events)
         self._staged_first_us: int | None = None  # the staged events' earliest time, none explicit
         # The pending visit parts: how many rows, and how far back the stored visits they
         # continue can have ended (None: unknown, e.g. parts left by a crash; the fold then
@@ -900,15 +901,18 @@ class DuckDBStore:
         duplicates = cur.execute(_UNSTAGE_DUPLICATES).fetchall()[0][0] if with_ids else 0
         self._staged_with_ids = bool(with_ids)
         self._staged = True
-        events, modes = cur.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE starts_with(session_key, chr(0))) FROM staged"
-            f" WHERE kind IN ({_EVENT_KINDS_SQL})"
+        events, modes, self._staged_uncounted = cur.execute(
+            f"SELECT count(*) FILTER (WHERE kind IN ({_EVENT_KINDS_SQL})),"
+            f" count(*) FILTER (WHERE kind IN ({_EVENT_KINDS_SQL}) AND starts_with(session_key, chr(0))),"
+            f" count(*) FILTER (WHERE kind IN ('{AI_FETCH}', '{DROPPED}')) FROM staged"
         ).fetchall()[0]
-        explicit = cur.execute(
+        # Each statement costs ~1-3 ms however few rows it has (a fixed cost of every batch):
+        # those that would find nothing are not run.
+        keys = cur.execute(
             f"SELECT DISTINCT site_id, session_key FROM staged WHERE kind IN ({_EVENT_KINDS_SQL})"
             " AND NOT starts_with(session_key, chr(0))"
-        ).fetchall()
-        return Staged(int(staged - duplicates), int(duplicates), int(events), bool(modes), tuple(explicit), read)
+        ).fetchall() if explicit else []
+        return Staged(int(staged - duplicates), int(duplicates), int(events), bool(modes), tuple(keys), read)
 
     def staged_session_keys(self) -> SessionKeys:
         """The staged events' session columns, in staging order (see SessionKeys)."""
@@ -1003,7 +1007,7 @@ class DuckDBStore:
                     parts_rows, parts_lo_us = 0, None
             finally:
                 cur.execute("DROP TABLE IF EXISTS session_merges")
-            if self._staged:
+            if self._staged and self._staged_uncounted:
                 cur.execute(_INSERT_AI_FETCHES)
                 cur.execute(_COUNT_DROPPED)
                 if self._staged_with_ids:
