@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +49,42 @@ def test_duckdbs_allocator_purges_in_the_background(tmp_path: Path) -> None:
         assert row == (True,)
     finally:
         store.close()
+
+
+_DROP_A_TABLE = """
+import footfall.store.duckdb  # before DuckDB loads, as in the server
+import duckdb
+
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+
+con = duckdb.connect()
+con.execute("SET threads = 1")
+base = rss_mb()
+con.execute("CREATE TABLE t AS SELECT range AS a, range::VARCHAR || 'padding-padding' AS b FROM range(3000000)")
+grown = rss_mb() - base
+con.execute("DROP TABLE t")
+print(grown, rss_mb() - base)
+"""
+
+
+@pytest.mark.parametrize("user_setting", [None, "dirty_decay_ms:1000"])
+def test_duckdbs_allocator_returns_freed_pages_at_once_unless_the_user_says_otherwise(
+    user_setting: str | None,
+) -> None:
+    """The store sets DuckDB's allocator to return freed pages at once (see store/duckdb.py):
+    a dropped table's memory leaves the resident set as the statement ends, not a second
+    later. A setting of the user's own (here DuckDB's default decay) is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "DUCKDB_JE_MALLOC_CONF"}
+    if user_setting:
+        env["DUCKDB_JE_MALLOC_CONF"] = user_setting
+    out = subprocess.run(
+        [sys.executable, "-c", _DROP_A_TABLE], env=env, capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    grown, left = (float(x) for x in out.split())
+    assert grown > 80, out  # the table was resident
+    if user_setting is None:
+        assert left < grown * 0.2, out
+    else:
+        assert left > grown * 0.8, out
