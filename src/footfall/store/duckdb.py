@@ -10,22 +10,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-# DuckDB allocates through a jemalloc of its own, which reads this variable when the library
-# loads (hence before the import). By default that allocator keeps freed pages for a second
-# to reuse them; under a steady stream the writer frees and allocates tens of MB a second, so
-# what one batch freed was still resident while the next one allocated anew: the peak RSS
-# under the single-record benchmark was 219-224 MB with the default, 202-204 MB with pages
-# returned at once (4 paired runs, ~15,000 events/s, the same throughput within the noise); a
-# 250 ms decay kept as much as the default. A value set by the user is kept.
-os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:0")
 
 import duckdb
 import msgspec
@@ -42,6 +32,7 @@ from footfall.event import (
     SESSION_MODE_PREFIX,
     STORED_FIELDS,
 )
+from footfall.memory import duckdb_pages_returned_at_once
 from footfall.meta import ServerKey, ShareLink, Site, SiteSettings, Token, User
 from footfall.query.model import Query, QueryError, QueryResult
 from footfall.store.base import (
@@ -851,18 +842,31 @@ class DuckDBStore:
 
     @contextlib.contextmanager
     def small_load(self) -> Iterator[None]:
-        """A small batch load runs on one DuckDB thread. On a batch of a few thousand events
-        DuckDB's parallel operators cost more than they gain: each thread builds its own row
-        groups of the staging table's 50 columns and its own hash tables, so two threads held
-        ~18 MB more for no speed (the writer alone, 8,000-event batches, 2 CPUs), and the other
-        cores are the HTTP side's. The thread count is the database's, not a connection's: a
-        query that runs meanwhile has one thread until the load ends (setting it costs ~0.3 ms)."""
+        """A small batch load runs on one DuckDB thread, and DuckDB's allocator hands back
+        what it frees at once.
+
+        On a batch of a few thousand events DuckDB's parallel operators cost more than they
+        gain: each thread builds its own row groups of the staging table's 50 columns and its
+        own hash tables, so two threads held ~18 MB more for no speed (the writer alone,
+        8,000-event batches, 2 CPUs), and the other cores are the HTTP side's. The thread count
+        is the database's, not a connection's: a query that runs meanwhile has one thread until
+        the load ends (setting it costs ~0.3 ms).
+
+        DuckDB's allocator keeps freed pages for a second by default, to reuse them. A steady
+        stream's batch frees and allocates anew statement after statement, so what its first
+        statements freed stayed resident beside what the later ones took: the single-record
+        benchmark's peak RSS was 219-224 MB with the default, 202-204 MB with pages returned at
+        once (4 paired runs, ~15,000 events/s, the same throughput within the noise; a 250 ms
+        decay kept as much as the default). Not for big batches: the 1,000-record batch
+        benchmark, whose backlog the writer loads in batches of up to 50,000 events, fell from
+        41-43k to 33-35k events/s end to end with pages returned at once (3 pairs)."""
         with self._small_loads_lock:
             self._small_loads += 1
             if self._small_loads == 1:
                 self._cursor().execute("SET threads = 1")
         try:
-            yield
+            with duckdb_pages_returned_at_once():
+                yield
         finally:
             with self._small_loads_lock:
                 self._small_loads -= 1
