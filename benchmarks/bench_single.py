@@ -82,7 +82,7 @@ def phase(srv: common.Server, path: str, token: str, args: argparse.Namespace) -
 def run_once(args: argparse.Namespace) -> dict[str, Any]:
     with common.data_dir() as (data, token), common.server(data, "wrapper") as srv:
         time.sleep(args.settle)
-        idle_kb = srv.rss_kb()
+        idle_kb, idle_resident_kb = srv.rss_kb(), srv.resident_kb()
 
         wrk(srv.port, BARE_PATH, token, args.warmup, args.connections, args.threads)
         bare = phase(srv, BARE_PATH, token, args)
@@ -100,6 +100,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         ready = srv.wait_drained(acked)
         drain_s = time.monotonic() - t_acked
         peak_kb = max(rss.peak_kb, srv.rss_kb())
+        peak_resident_kb = max(rss.peak_resident_kb, srv.resident_kb())
         hwm_kb = srv.hwm_kb()
         common.log(
             f"footfall: {ff['ok_per_s']:,.0f} events/s, p50 {ff['p50_us'] / 1000:.2f} ms, "
@@ -129,6 +130,8 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": ff["ok_per_s"] / bare["ok_per_s"],
         "idle_rss_mb": idle_kb / 1024,
         "peak_rss_mb": peak_kb / 1024,
+        "idle_resident_mb": idle_resident_kb / 1024,
+        "peak_resident_mb": peak_resident_kb / 1024,
         "after_load_rss_mb": after_kb / 1024,
         "vm_hwm_mb": hwm_kb / 1024,
         "vm_hwm_end_mb": hwm_end_kb / 1024,
@@ -163,7 +166,7 @@ def main() -> None:
     for i in range(args.runs):
         common.log(f"single-record run {i + 1}/{args.runs}")
         runs.append(run_once(args))
-    extra = ["vm_hwm_mb", "vm_hwm_end_mb", "spool_records_per_fsync"]
+    extra = ["idle_resident_mb", "peak_resident_mb", "vm_hwm_mb", "vm_hwm_end_mb", "spool_records_per_fsync"]
     common.print_runs("single-record ingest and memory", runs, [*KEYS, *extra])
 
 

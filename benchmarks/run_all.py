@@ -45,6 +45,7 @@ ROWS: list[tuple[str, str, str, str, Check, str]] = [
     ("lag", "achieved_rps", "3   achieved request rate", "req/s", None, ""),
     ("single", "idle_rss_mb", "4 server RSS idle", "MB", lambda v: v < 200, "< 200"),
     ("single", "peak_rss_mb", "4 server RSS peak, single-record load", "MB", lambda v: v < 200, "< 200"),
+    ("single", "peak_resident_mb", "4   (info) peak, helper's shared pages once", "MB", None, ""),
     ("single", "after_load_rss_mb", "4   (info) RSS 20 s after that load", "MB", None, ""),
     ("batch", "peak_rss_mb", "4   (info) RSS peak, batch load", "MB", None, ""),
 ]
