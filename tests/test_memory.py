@@ -74,7 +74,7 @@ def drop_a_table():
 
 # Outside a small load first, unless told not to (its kept pages would be reused inside).
 outside = drop_a_table() if sys.argv[2] == "both" else None
-with store.small_load():
+with store.small_load(hand_back=True):
     inside = drop_a_table()
 print(json.dumps([outside, inside]))
 """
@@ -82,9 +82,10 @@ print(json.dumps([outside, inside]))
 
 @pytest.mark.parametrize("user_setting", [None, "dirty_decay_ms:1000"])
 def test_a_small_load_hands_back_duckdbs_freed_pages_at_once(tmp_path: Path, user_setting: str | None) -> None:
-    """Within a small load (a steady stream's batch, see DuckDBStore.small_load) what DuckDB
-    frees leaves the resident set as the statement ends; outside it DuckDB's allocator keeps
-    it for a second, as it does throughout when the user configured its decay."""
+    """Within a small load that hands back (a steady stream's sizable batch, see
+    DuckDBStore.small_load) what DuckDB frees leaves the resident set as the statement ends;
+    outside it DuckDB's allocator keeps it for a second, as it does throughout when the user
+    configured its decay."""
     env = {k: v for k, v in os.environ.items() if k != "DUCKDB_JE_MALLOC_CONF"}
     if user_setting:
         env["DUCKDB_JE_MALLOC_CONF"] = user_setting

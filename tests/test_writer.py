@@ -261,14 +261,16 @@ def test_a_small_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_
     assert store.count_events(site.id) == 2
 
     # The writer: a batch is small unless the one before left a backlog behind it (here:
-    # three closed segments of 150 and an active one, with batches of 100; later a trickle).
+    # three closed segments of 150 and an active one, with batches of 100; later a trickle);
+    # a small one hands back what it frees when HAND_BACK_BYTES or more were waiting for it
+    # (here: between two segments' bytes and three).
     spool = Spool(tmp_path / "spool", segment_bytes=10 << 20, rotate_seconds=60.0)
     real_load = writer_module.load_batch
-    loads: list[tuple[int, bool]] = []
+    loads: list[tuple[int, bool, bool]] = []
 
-    def spy(*args: Any, small: bool = False) -> Staged:
-        staged = real_load(*args, small=small)
-        loads.append((staged.records, small))
+    def spy(*args: Any, small: bool = False, hand_back: bool = False) -> Staged:
+        staged = real_load(*args, small=small, hand_back=hand_back)
+        loads.append((staged.records, small, small and hand_back))
         return staged
 
     for n in range(4):
@@ -276,21 +278,24 @@ def test_a_small_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_
         spool.append_sync(b"".join(segment), 150)
         if n < 3:
             assert spool.close_active_now()
+    segment_bytes = len(b"".join(segment))
     writer = Writer(spool, store, sessionizer, 100)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(writer_module, "load_batch", spy)
+        mp.setattr(writer_module, "HAND_BACK_BYTES", segment_bytes * 5 // 2)
         writer.start()
         try:
             wait_for(lambda: writer.events_committed == 600, timeout=10.0)
-            # The first loads small (nothing was waiting before it), the next two are the backlog
-            # it left, and the burst's tail (the active segment, taken once the backlog is gone)
-            # is small again.
-            assert loads == [(150, True), (150, False), (150, False), (150, True)]
+            # The first loads small (nothing was waiting before it) and hands back (three
+            # segments were waiting), the next two are the backlog it left, and the burst's tail
+            # (the active segment, taken once the backlog is gone) is small again, too small to
+            # hand back.
+            assert loads == [(150, True, True), (150, False, False), (150, False, False), (150, True, False)]
             # Idle now: the next records are a steady stream's again.
             spool.append_sync(frame(encode_event(pageview(site.id, T0 + 10**9, 9))), 1)
             assert spool.close_active_now()
             wait_for(lambda: writer.events_committed == 601, timeout=10.0)
-            assert loads[-1] == (1, True)
+            assert loads[-1] == (1, True, False)
         finally:
             writer.stop()
     spool.close()

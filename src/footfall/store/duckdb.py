@@ -841,9 +841,9 @@ class DuckDBStore:
         return [SessionSpan(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
 
     @contextlib.contextmanager
-    def small_load(self) -> Iterator[None]:
-        """A small batch load runs on one DuckDB thread, and DuckDB's allocator hands back
-        what it frees at once.
+    def small_load(self, *, hand_back: bool = False) -> Iterator[None]:
+        """A small batch load runs on one DuckDB thread; with `hand_back`, DuckDB's allocator
+        hands back what it frees at once.
 
         On a batch of a few thousand events DuckDB's parallel operators cost more than they
         gain: each thread builds its own row groups of the staging table's 50 columns and its
@@ -859,13 +859,16 @@ class DuckDBStore:
         once (4 paired runs, ~15,000 events/s, the same throughput within the noise; a 250 ms
         decay kept as much as the default). Not for big batches: the 1,000-record batch
         benchmark, whose backlog the writer loads in batches of up to 50,000 events, fell from
-        41-43k to 33-35k events/s end to end with pages returned at once (3 pairs)."""
+        41-43k to 33-35k events/s end to end with pages returned at once (3 pairs). Nor for
+        tiny ones, whose pages the next batch would reuse: at 1,000 events/s the queryability
+        lag's p50 rose from 344-351 to 411-416 ms (the writer sets `hand_back`, see
+        pipeline/writer.py HAND_BACK_BYTES)."""
         with self._small_loads_lock:
             self._small_loads += 1
             if self._small_loads == 1:
                 self._cursor().execute("SET threads = 1")
         try:
-            with duckdb_pages_returned_at_once():
+            with duckdb_pages_returned_at_once() if hand_back else contextlib.nullcontext():
                 yield
         finally:
             with self._small_loads_lock:
