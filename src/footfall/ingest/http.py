@@ -165,10 +165,16 @@ def decode_json(body: bytes, type_: Any) -> Any:
         # fail on a field first; broken JSON is still a 400, so check the syntax on this path.
         _check_syntax(body)
         raise IngestError(422, validation_message(exc), validation_field(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise IngestError(400, f"malformed JSON: {exc}") from None
-    except UnicodeDecodeError:  # msgspec raises it, not DecodeError, for bad bytes in a string
-        raise not_utf8() from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise malformed(exc) from None
+
+
+def malformed(exc: msgspec.DecodeError | UnicodeDecodeError) -> IngestError:
+    """The 400 for bytes that are not JSON. Bad bytes in a string raise UnicodeDecodeError in
+    msgspec before 0.23 and a DecodeError ("Invalid UTF-8 encoded string") from 0.23 on."""
+    if isinstance(exc, UnicodeDecodeError):
+        return not_utf8()
+    return IngestError(400, f"malformed JSON: {exc}")
 
 
 def not_utf8() -> IngestError:
