@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import os
 import threading
@@ -28,8 +29,9 @@ def return_freed_memory() -> None:
 
 
 class _DuckDBAllocator:
-    """The decay of DuckDB's jemalloc, read and set through its `mallctl`. Every call is a
-    no-op returning None/False when the library has no such symbol (another build)."""
+    """The decay of DuckDB's jemalloc, read and set through its `mallctl`, and how many
+    stretches of work currently want it at 0. Every call is a no-op when the library has no
+    such symbol (another build)."""
 
     def __init__(self) -> None:
         self._mallctl: Any = None
@@ -37,6 +39,9 @@ class _DuckDBAllocator:
         with contextlib.suppress(OSError, AttributeError):
             if spec is not None and spec.origin:
                 self._mallctl = ctypes.CDLL(spec.origin).duckdb_je_mallctl
+        self._lock = threading.Lock()
+        self._returning = 0  # stretches of work in progress that asked for pages back at once
+        self._usual_decay_ms: int | None = None  # the decay to restore when the last one ends
 
     def _read(self, name: str, ctype: Any) -> int | None:
         if self._mallctl is None:
@@ -53,46 +58,39 @@ class _DuckDBAllocator:
         new = ctypes.c_ssize_t(value)
         return not self._mallctl(name.encode(), None, None, ctypes.byref(new), ctypes.c_size_t(ctypes.sizeof(new)))
 
-    def decay_ms(self) -> int | None:
-        """The decay new arenas get (the configured one), in ms."""
-        return self._read("arenas.dirty_decay_ms", ctypes.c_ssize_t)
+    def _set_decay_ms(self, ms: int) -> None:
+        """Set every arena's decay, and new arenas'."""
+        if self._write("arenas.dirty_decay_ms", ms):
+            for i in range(self._read("arenas.narenas", ctypes.c_uint) or 0):
+                self._write(f"arena.{i}.dirty_decay_ms", ms)  # fails for arenas not in use: fine
 
-    def set_decay_ms(self, ms: int) -> bool:
-        """Set every arena's decay, and new arenas'; False if the allocator is not reachable."""
-        if not self._write("arenas.dirty_decay_ms", ms):
-            return False
-        for i in range(self._read("arenas.narenas", ctypes.c_uint) or 0):
-            self._write(f"arena.{i}.dirty_decay_ms", ms)  # fails for arenas not in use: fine
-        return True
+    @contextlib.contextmanager
+    def returning_at_once(self) -> Iterator[None]:
+        with self._lock:
+            self._returning += 1
+            if self._returning == 1:
+                # The decay new arenas get is the configured one (DuckDB's default, 1 s).
+                self._usual_decay_ms = self._read("arenas.dirty_decay_ms", ctypes.c_ssize_t)
+                if self._usual_decay_ms is not None:
+                    self._set_decay_ms(0)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._returning -= 1
+                if self._returning == 0 and self._usual_decay_ms is not None:
+                    self._set_decay_ms(self._usual_decay_ms)
 
 
-_allocator: _DuckDBAllocator | None = None
-_returning = 0  # stretches of work in progress that asked for pages back at once
-_lock = threading.Lock()
-_usual_decay_ms: int | None = None
+@functools.cache
+def _duckdb_allocator() -> _DuckDBAllocator:
+    return _DuckDBAllocator()
 
 
-@contextlib.contextmanager
-def duckdb_pages_returned_at_once() -> Iterator[None]:
+def duckdb_pages_returned_at_once() -> contextlib.AbstractContextManager[None]:
     """While inside, DuckDB's allocator returns freed pages to the system at once, not after
     its decay; afterwards the decay is what it was. Left alone when the user configured a
     decay of their own (DUCKDB_JE_MALLOC_CONF). Nests, and is safe across threads."""
-    global _allocator, _returning, _usual_decay_ms
     if "decay" in os.environ.get("DUCKDB_JE_MALLOC_CONF", ""):
-        yield
-        return
-    with _lock:
-        if _allocator is None:
-            _allocator = _DuckDBAllocator()
-        _returning += 1
-        if _returning == 1:
-            _usual_decay_ms = _allocator.decay_ms()
-            if _usual_decay_ms is not None:
-                _allocator.set_decay_ms(0)
-    try:
-        yield
-    finally:
-        with _lock:
-            _returning -= 1
-            if _returning == 0 and _usual_decay_ms is not None:
-                _allocator.set_decay_ms(_usual_decay_ms)
+        return contextlib.nullcontext()
+    return _duckdb_allocator().returning_at_once()

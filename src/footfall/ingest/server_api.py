@@ -194,8 +194,8 @@ def ingest_batch(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Accept
                 record = msgspec.json.decode(item, type=BatchRecord)
             except msgspec.ValidationError as exc:
                 raise IngestError(422, validation_message(exc), validation_field(exc)) from None
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad bytes inside this record
-                raise malformed(exc) from None  # only: reject just it
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                raise malformed(exc) from None  # bad bytes inside this record only: reject just it
             hit = to_hit(rt, record, record.type, token, received)
         except IngestError as exc:
             rejected.append({"index": index, "error": exc.message, "field": exc.field})

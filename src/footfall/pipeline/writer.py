@@ -158,9 +158,11 @@ class Writer:
                 continue
             try:
                 started = time.monotonic()
-                # Small unless the last batch left a backlog behind it (see load_batch).
-                hand_back = self.spool.closed_bytes() >= HAND_BACK_BYTES
-                loaded = self.drain_once(segments, small=not catching_up, hand_back=hand_back)
+                # Small unless the last batch left a backlog behind it (see load_batch); a
+                # small one hands back what it frees if it is sizable (HAND_BACK_BYTES).
+                small = not catching_up
+                hand_back = small and self.spool.closed_bytes() >= HAND_BACK_BYTES
+                loaded = self.drain_once(segments, small=small, hand_back=hand_back)
                 dirty = True
                 failures = 0
                 self.last_error = None
