@@ -3,6 +3,7 @@ the store's log into the database file in its idle moments rather than in the mi
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -267,8 +268,13 @@ def test_a_small_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_
     spool = Spool(tmp_path / "spool", segment_bytes=10 << 20, rotate_seconds=60.0)
     real_load = writer_module.load_batch
     loads: list[tuple[int, bool, bool]] = []
+    # While it loads, the writer gets the GIL back from the event loop within 1 ms; afterwards
+    # the interval is the usual one again.
+    usual_interval = sys.getswitchinterval()
+    intervals: set[float] = set()
 
     def spy(*args: Any, small: bool = False, hand_back: bool = False) -> Staged:
+        intervals.add(sys.getswitchinterval())
         staged = real_load(*args, small=small, hand_back=hand_back)
         loads.append((staged.records, small, small and hand_back))
         return staged
@@ -296,6 +302,8 @@ def test_a_small_batch_loads_on_one_duckdb_thread_and_gives_the_others_back(tmp_
             assert spool.close_active_now()
             wait_for(lambda: writer.events_committed == 601, timeout=10.0)
             assert loads[-1] == (1, True, False)
+            assert intervals == {writer_module.LOADING_SWITCH_INTERVAL_S} != {usual_interval}
+            wait_for(lambda: sys.getswitchinterval() == usual_interval, timeout=5.0)
         finally:
             writer.stop()
     spool.close()

@@ -54,14 +54,17 @@ REST_UNTIL_BYTES = 8 << 20  # ~28,000 events
 HAND_BACK_BYTES = 2 << 20  # ~7,000 events
 
 
-# The writer thread calls into DuckDB some 25 times a batch, and needs the GIL back after
+# The writer thread calls into DuckDB some 35 times a batch, and needs the GIL back after
 # each call; the event loop's thread holds it while it decodes requests, and gives it up only
-# every switch interval (Python's default 5 ms). Under a burst of batch requests the writer
-# thus waited more than it worked: while it is behind (REST_UNTIL_BYTES or more waiting after
-# a batch) the interval is 1 ms, which took end-to-end batch ingest from a median of 42,500 to
-# 52,200 events/s (5 paired runs, 2 CPUs). Under a steady stream of single records the writer
-# is not behind, and the shorter interval only cost the event loop switches, so it is not kept.
-BEHIND_SWITCH_INTERVAL_S = 0.001
+# every switch interval (Python's default 5 ms). Under a burst of batch requests a statement
+# that takes DuckDB 0.3 ms took the writer 20-45 ms, and its first batch of a burst 1.3 s
+# instead of 0.35. So while the writer loads a batch the interval is 1 ms: end-to-end batch
+# ingest rose from 46.7, 46.1, 46.7k to 50.7, 49.2, 48.1k events/s (3 paired runs, 2 CPUs),
+# single-record ingest within the noise (ratio 0.45, 0.44, 0.46 against 0.45, 0.47, 0.48).
+# (Before, the interval was 1 ms only once a batch had left a backlog behind it, which missed
+# a burst's first batch: 42,500 -> 52,200 events/s then.) While the writer rests it asks for
+# the GIL no more, and the interval is the usual one.
+LOADING_SWITCH_INTERVAL_S = 0.001
 
 
 def load_batch(
@@ -134,7 +137,6 @@ class Writer:
             if not segments:
                 if self._stop.is_set():
                     return
-                sys.setswitchinterval(usual_interval)
                 if catching_up:
                     # The end of a burst: its tail need not wait for the spool's rotation.
                     catching_up = False
@@ -162,13 +164,16 @@ class Writer:
                 # small one hands back what it frees if it is sizable (HAND_BACK_BYTES).
                 small = not catching_up
                 hand_back = small and self.spool.closed_bytes() >= HAND_BACK_BYTES
-                loaded = self.drain_once(segments, small=small, hand_back=hand_back)
+                sys.setswitchinterval(LOADING_SWITCH_INTERVAL_S)
+                try:
+                    loaded = self.drain_once(segments, small=small, hand_back=hand_back)
+                finally:
+                    sys.setswitchinterval(usual_interval)
                 dirty = True
                 failures = 0
                 self.last_error = None
                 behind = self.spool.closed_bytes() >= REST_UNTIL_BYTES
                 catching_up = behind or loaded >= self.batch_events
-                sys.setswitchinterval(BEHIND_SWITCH_INTERVAL_S if behind else usual_interval)
                 if loaded < self.batch_events and not self._stop.is_set():
                     rest_until = time.monotonic() + min(MAX_PAUSE_S, PACE * (time.monotonic() - started))
                     if not behind and self._log_is_large():
