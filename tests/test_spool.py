@@ -13,7 +13,7 @@ import pytest
 
 from footfall.pipeline import spool as spool_module
 from footfall.pipeline import syncer
-from footfall.pipeline.spool import SEGMENT_SUFFIX, Spool, frame, read_segment
+from footfall.pipeline.spool import SEGMENT_SUFFIX, Spool, frame, frame_lines, read_segment
 
 
 def records(n: int, start: int = 0) -> list[bytes]:
@@ -51,6 +51,23 @@ def test_a_torn_record_before_the_zeros_is_dropped_and_reported(tmp_path: Path) 
     read = read_segment(path)
     assert read.records == whole
     assert read.torn_bytes == len(last) - 7
+
+
+def test_a_request_s_records_framed_as_lines_read_back_in_order_beside_single_frames(tmp_path: Path) -> None:
+    """A batch request's records share one frame (newline-ended lines, one checksum); they read
+    back as the same records, in order, among single-record frames; a torn lines frame drops
+    all of its records (none of them was acknowledged: the frame is synced whole), not the
+    frames before it."""
+    batch, single, empty = records(1000), records(1, 1000), frame_lines(b"")
+    torn = frame_lines(b"".join(p + b"\n" for p in records(3, 2000)))
+    path = tmp_path / f"0000000000000001{SEGMENT_SUFFIX}"
+    path.write_bytes(
+        frame_lines(b"".join(p + b"\n" for p in batch)) + frame(single[0]) + empty
+        + frame_lines(single[0] + b"\n") + torn[:-5] + bytes(4096)
+    )
+    read = read_segment(path)
+    assert read.records == [*batch, single[0], single[0]]
+    assert read.torn_bytes == len(torn) - 5
 
 
 def test_the_zeros_grow_with_the_segment_and_stay_bounded(tmp_path: Path) -> None:

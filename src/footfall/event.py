@@ -105,4 +105,7 @@ STORED_FIELDS: tuple[str, ...] = tuple(
 
 # The spool's record format. JSON rather than msgpack so the store can parse a whole batch in
 # its own engine (DuckDB's json_transform) without building Python objects per event.
-encode_event = msgspec.json.Encoder().encode
+_encoder = msgspec.json.Encoder()
+encode_event = _encoder.encode
+# Events as newline-ended records (the spool's frame_lines), in one call.
+encode_event_lines = _encoder.encode_lines

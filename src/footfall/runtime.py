@@ -20,12 +20,12 @@ from footfall.enrich.enricher import Enricher
 from footfall.enrich.geo import open_geo
 from footfall.enrich.sites import SiteRegistry
 from footfall.enrich.visitors import SaltRing
-from footfall.event import Event, encode_event
+from footfall.event import Event, encode_event_lines
 from footfall.ingest.caps import MonthlyPageviews
 from footfall.ingest.identities import Identities
 from footfall.ingest.ratelimit import TokenBuckets
 from footfall.pipeline.sessions import Sessionizer
-from footfall.pipeline.spool import Spool, frame
+from footfall.pipeline.spool import Spool, frame_lines
 from footfall.pipeline.writer import Writer
 from footfall.store.duckdb import DuckDBStore
 from footfall.web.accounts import Accounts
@@ -81,7 +81,7 @@ class Runtime:
 
     def accept(self, events: list[Event]) -> asyncio.Future[None]:
         """Make events durable: the caller may acknowledge them once the future is done."""
-        return self.spool.append(b"".join([frame(encode_event(e)) for e in events]), len(events))
+        return self.spool.append(frame_lines(encode_event_lines(events)), len(events))
 
     def rotate_salts(self) -> None:
         self.salts.rotate(self.store)

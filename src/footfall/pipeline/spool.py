@@ -1,8 +1,10 @@
 """The spool: append-only, fsync'd segment files. A record in the spool is an acknowledged event.
 
-Framing of one record: 4-byte little-endian payload length, 4-byte CRC32 of the payload, the
-payload (a JSON `Event`). Records are only appended, so damage can only be a torn tail, which
-`read_segment` detects, reports and drops.
+Framing: 4-byte little-endian payload length, 4-byte CRC32 of the payload, the payload. The
+payload is one record (a JSON `Event`, `frame`) or, with the length's top bit set, the records
+of one request each ended by a newline (`frame_lines`: JSON has no raw newline), so a batch
+request's thousand records cost one checksum to write and one to read. Frames are only
+appended, so damage can only be a torn tail, which `read_segment` detects, reports and drops.
 
 Segment files are zero-filled ahead of the records (`_Segment.zeroed`), so a small commit
 overwrites blocks the file already has and `fdatasync` flushes only the data. An append that
@@ -47,8 +49,20 @@ _HEADER = struct.Struct("<II")
 SEGMENT_SUFFIX = ".seg"
 
 
+_LINES = 1 << 31  # in a frame's length: the payload is newline-ended records
+
+
 def frame(payload: bytes) -> bytes:
+    """One record as a frame."""
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def frame_lines(lines: bytes) -> bytes:
+    """Records, each ended by a newline, as one frame. Per-record frames cost the event loop
+    ~0.2 us a record more (a checksum and a header each: 733 against 541 us for 1,000 events
+    with their encoding), and the writer ~0.4 us a record to read (a Python step a record:
+    40 against 20 ms for 50,000 records)."""
+    return _HEADER.pack(len(lines) | _LINES, zlib.crc32(lines)) + lines
 
 
 @dataclass
@@ -65,11 +79,18 @@ def read_segment(path: Path) -> SegmentRead:
         length, crc = _HEADER.unpack_from(data, pos)
         if length == 0:  # the zero-filled space after the last record (a crash before closing)
             break
+        lines = length & _LINES
+        length ^= lines
         start = pos + _HEADER.size
         payload = data[start : start + length]
         if len(payload) < length or zlib.crc32(payload) != crc:
             break
-        records.append(payload)
+        if lines:
+            split = payload.split(b"\n")
+            split.pop()  # what follows the last record's newline: nothing
+            records += split
+        else:
+            records.append(payload)
         pos = start + length
     # Torn: what is left, short of the zeros that were never written over.
     return SegmentRead(records, len(data[pos:].rstrip(b"\0")))
