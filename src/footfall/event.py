@@ -27,6 +27,10 @@ SESSION_NEW = "\x00new"  # a visit of its own, begun by this event
 # constant (pipeline.sessions.implicit_session_id; the store computes the same in its engine).
 SESSION_EXPLICIT_BIT = 1 << 63
 SESSION_ID_MIX = 0x9E37_79B9_7F4A_7C15  # 2**64 / golden ratio: multiplying by it permutes 64-bit values
+# A visitor id is keyed by the UTC day of its event's time (enrich.visitors.SaltRing), so all
+# events of one visitor id, and of an implicit visit, lie in one such day (the store relies on
+# it to bound its search for stored visits).
+VISITOR_DAY_US = 86_400_000_000
 
 # Why a hit was dropped (the `name` of a DROPPED record).
 DROP_BOT = "bot"

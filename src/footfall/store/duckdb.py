@@ -31,6 +31,7 @@ from footfall.event import (
     SESSION_ID_MIX,
     SESSION_MODE_PREFIX,
     STORED_FIELDS,
+    VISITOR_DAY_US,
 )
 from footfall.memory import duckdb_pages_returned_at_once
 from footfall.meta import ServerKey, ShareLink, Site, SiteSettings, Token, User
@@ -162,11 +163,13 @@ _REQUIRED = ("site_id", "ts", "received_at", "kind", "visitor_id")
 _EVENT_KINDS_SQL = ", ".join(f"'{k}'" for k in EVENT_KINDS)
 
 # The insert from staging: what the ingest path left out is made here, in the engine.
+# A staged row's entry in staged_session_ids (see _STAGED_SESSION_IDS).
+_SESSION_OF_STAGED = "x.ids[s.i + 1]"
 _INSERT_EXPRESSIONS: dict[str, str] = {
     "event_id": "coalesce(s.event_id::UUID, uuidv7())",
     "ts": "make_timestamp(s.ts)",
     "received_at": "make_timestamp(s.received_at)",
-    "session_id": "x.ids[s.i + 1].id",
+    "session_id": f"{_SESSION_OF_STAGED}.id",
     "page_id": "coalesce(s.page_id, CASE WHEN s.kind = 'pageview' THEN uuidv7()::VARCHAR END)",
     "props": "coalesce(s.props, MAP {})",
     "revenue_amount": "s.revenue_amount::DECIMAL(18, 4)",
@@ -197,11 +200,11 @@ _STAGED_SESSION_IDS = (
 # The staged events (of sites that still exist: a site removed while its events waited in the
 # spool loses them), as `s`, beside their session ids `x`.
 _STAGED_EVENTS = (
-    "staged s, staged_session_ids x WHERE x.ids[s.i + 1] IS NOT NULL AND s.site_id IN (SELECT id FROM sites)"
+    f"staged s, staged_session_ids x WHERE {_SESSION_OF_STAGED} IS NOT NULL AND s.site_id IN (SELECT id FROM sites)"
 )
 # The columns of a staged batch's events that visits are made of.
 _STAGED_VISIT_EVENTS = (
-    "(SELECT x.ids[s.i + 1].id AS session_id, "
+    f"(SELECT {_SESSION_OF_STAGED}.id AS session_id, "
     + ", ".join(
         f"{_staged_value(f)} AS {f}"
         for f in ("site_id", "visitor_id", "ts", "kind", "name", "pathname", "hostname", *VISIT_FIRST_COLUMNS)
@@ -322,18 +325,15 @@ SELECT site_id, visitor_id, e_start, e_end, run, session_id, spans_end,
            OVER ({_ELEMENT_ORDER} ROWS UNBOUNDED PRECEDING) AS comp
 FROM scanned
 """
-# A visitor id is keyed by the UTC day of its event's time (enrich/visitors.py): all of a
-# visitor's events, so all of an implicit visit's, lie in one UTC day. The spans of the stored
-# visits a batch touches are thus read from the days around the batch only, not from the whole
-# events table (which every batch scanned before: at 1M stored events a 2,000-event batch read
-# 998,811 rows for them, and the table's blocks stayed cached in DuckDB's buffer pool).
-_DAY_US = 86_400_000_000
-
-
+# All of an implicit visit's events lie in its visitor id's UTC day (event.VISITOR_DAY_US). The
+# spans of the stored visits a batch touches are thus read from the days around the batch only,
+# not from the whole events table (which every batch scanned before: at 1M stored events a
+# 2,000-event batch read 998,811 rows for them, and the table's blocks stayed cached in
+# DuckDB's buffer pool).
 def _visitor_days(lo_us: int, hi_us: int) -> tuple[int, int]:
     """The whole UTC days [start, end) that hold every event of a visitor with an event in
     [lo_us, hi_us]."""
-    return lo_us // _DAY_US * _DAY_US, (hi_us // _DAY_US + 1) * _DAY_US
+    return lo_us // VISITOR_DAY_US * VISITOR_DAY_US, (hi_us // VISITOR_DAY_US + 1) * VISITOR_DAY_US
 
 
 # Stored spans closer than the gap to one another: only the session modes make them (a "new"
@@ -981,11 +981,10 @@ class DuckDBStore:
         the caller then assigns the batch one event at a time."""
         cur = self._cursor()
         cur.execute(_BATCH_RUNS, {"gap": gap_us})
-        lo, hi = cur.execute("SELECT coalesce(min(ts), 0), coalesce(max(ts), 0) FROM batch_runs").fetchall()[0]
-        day_lo, day_hi = _visitor_days(lo - gap_us, hi + gap_us)
-        cur.execute(
-            _COMPONENTS, {"gap": gap_us, "lo": lo - gap_us, "hi": hi + gap_us, "day_lo": day_lo, "day_hi": day_hi}
-        )
+        first, last = cur.execute("SELECT coalesce(min(ts), 0), coalesce(max(ts), 0) FROM batch_runs").fetchall()[0]
+        lo, hi = first - gap_us, last + gap_us  # where the batch's runs can meet stored visits
+        day_lo, day_hi = _visitor_days(lo, hi)
+        cur.execute(_COMPONENTS, {"gap": gap_us, "lo": lo, "hi": hi, "day_lo": day_lo, "day_hi": day_hi})
         if cur.execute(_SPANS_OVERLAP, {"gap": gap_us}).fetchall()[0][0]:
             for table in ("batch_runs", "batch_elements"):
                 cur.execute(f"DROP TABLE {table}")
